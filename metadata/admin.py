@@ -1,0 +1,167 @@
+"""The operator API on its own listener: instance documents, user data, health.
+
+Which routes need the bearer token is decided here, once, when the app is assembled.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from metadata.document import document_to_json, normalise_uuid, parse_document
+from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
+from metadata.http_errors import error_middleware
+from metadata.services import SERVICES, Services
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+MAX_PAGE = 1000
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
+
+
+def token_name(tokens: Mapping[str, str], header: str | None) -> str | None:
+    """The name of the token presented, compared in constant time against every one."""
+    if not header or not header.startswith("Bearer "):
+        return None
+    presented = header[len("Bearer ") :].strip().encode("utf-8", "replace")
+    found = None
+    for name, secret in tokens.items():
+        if hmac.compare_digest(presented, secret.encode()):
+            found = name
+    return found
+
+
+def auth_middleware(tokens: Mapping[str, str]) -> Any:
+    @web.middleware
+    async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path not in PUBLIC_PATHS:
+            name = token_name(tokens, request.headers.get("Authorization"))
+            if name is None:
+                raise Unauthorized("a valid bearer token is required")
+            request["token_name"] = name
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return require_token
+
+
+def _uuid(request: web.Request) -> str:
+    try:
+        return normalise_uuid(request.match_info["uuid"])
+    except InvalidDocument:
+        raise NotFound("no such instance: the id is not a UUID") from None
+
+
+async def _json_body(request: web.Request) -> Any:
+    body = await request.read()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+
+async def put_instance(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    uuid = _uuid(request)
+    doc = parse_document(
+        await _json_body(request),
+        uuid=uuid,
+        user_data_max_bytes=services.settings.user_data_max_bytes,
+    )
+    created = await services.store.put_document(doc)
+    saved = await services.store.get_document(uuid)
+    return json_response(document_to_json(saved), 201 if created else 200)
+
+
+async def get_instance(request: web.Request) -> web.Response:
+    doc = await request.app[SERVICES].store.get_document(_uuid(request))
+    return json_response(document_to_json(doc))
+
+
+async def delete_instance(request: web.Request) -> web.Response:
+    await request.app[SERVICES].store.delete_instance(_uuid(request))
+    return web.Response(status=204)
+
+
+async def list_instances(request: web.Request) -> web.Response:
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    marker = request.query.get("marker")
+    if marker is not None:
+        try:
+            marker = normalise_uuid(marker)
+        except InvalidDocument:
+            raise BadRequest("marker must be an instance uuid") from None
+    docs, next_marker = await request.app[SERVICES].store.list_documents(limit, marker)
+    return json_response({"instances": [document_to_json(d) for d in docs],
+                          "next_marker": next_marker})  # fmt: skip
+
+
+async def put_user_data(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    uuid = _uuid(request)
+    limit = services.settings.user_data_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"user data is limited to {limit} bytes")
+    body = await request.read()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"user data is limited to {limit} bytes")
+    await services.store.set_user_data(uuid, body)
+    return web.Response(status=204)
+
+
+async def get_user_data(request: web.Request) -> web.Response:
+    user_data = await request.app[SERVICES].store.get_user_data(_uuid(request))
+    if user_data.data is None:
+        raise NotFound("this instance has no user data")
+    return web.Response(body=user_data.data, content_type="application/octet-stream")
+
+
+async def delete_user_data(request: web.Request) -> web.Response:
+    await request.app[SERVICES].store.set_user_data(_uuid(request), None)
+    return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problems = await request.app[SERVICES].readiness_problems()
+    if problems:
+        return json_response({"status": "unavailable", "problems": problems}, 503)
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/v1/instances", list_instances)
+    r.add_put("/v1/instances/{uuid}", put_instance)
+    r.add_get("/v1/instances/{uuid}", get_instance)
+    r.add_delete("/v1/instances/{uuid}", delete_instance)
+    r.add_put("/v1/instances/{uuid}/user-data", put_user_data)
+    r.add_get("/v1/instances/{uuid}/user-data", get_user_data)
+    r.add_delete("/v1/instances/{uuid}/user-data", delete_user_data)
+
+
+def build_admin_app(services: Services) -> web.Application:
+    settings = services.settings
+    app = web.Application(
+        middlewares=[error_middleware(json_errors=True), auth_middleware(services.admin_tokens)],
+        client_max_size=2 * 1024 * 1024 + 2 * settings.user_data_max_bytes,
+    )
+    app[SERVICES] = services
+    add_routes(app)
+    return app

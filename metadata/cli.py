@@ -1,0 +1,120 @@
+"""The `metadata` command: serve, db, instances, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import orjson
+
+from metadata.config import PARSERS, Settings, load_settings
+from metadata.errors import InvalidSettings
+
+# serve flags: one per setting, named after it (database_url -> --database-url).
+SETTING_FLAGS = [*PARSERS, "admin_token"]
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    for name in names:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar="VALUE",
+                            help=f"also METADATA_{name.upper()}")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metadata", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the guest and admin listeners")
+    _add_settings_flags(serve, SETTING_FLAGS)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="create or migrate the schema")
+    _add_settings_flags(upgrade, ["database_url"])
+
+    instances = commands.add_parser("instances", help="bulk import and export")
+    inst_commands = instances.add_subparsers(dest="instances_command", required=True)
+    imp = inst_commands.add_parser("import", help="import a JSON array or JSON lines file")
+    imp.add_argument("file", help="the file, or - for standard input")
+    imp.add_argument("--batch-size", type=int, default=1000)
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_settings_flags(imp, ["database_url", "user_data_max_bytes"])
+    exp = inst_commands.add_parser("export", help="write every instance as JSON lines")
+    exp.add_argument("--output", "-o", default="-", help="file, or - for standard output")
+    _add_settings_flags(exp, ["database_url"])
+
+    config = commands.add_parser("config", help="settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print the effective settings, masked")
+    _add_settings_flags(show, SETTING_FLAGS)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags = {name: getattr(args, name, None) for name in SETTING_FLAGS}
+    return load_settings(args.config, flags=flags)
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
+
+
+async def _db_upgrade(settings: Settings) -> None:
+    from metadata.store.engine import Database
+    from metadata.store.migrate import current_revision, upgrade
+
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db.writer)
+        print(f"schema at revision {await current_revision(db.writer)}")
+    finally:
+        await db.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except InvalidSettings as exc:
+        print(f"metadata: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    handlers: dict[str, Callable[[], Any]] = {
+        "serve": lambda: _run(_serve(settings)),
+        "db": lambda: _run(_db_upgrade(settings)),
+        "instances": lambda: _instances(args, settings),
+        "config": lambda: print(orjson.dumps(settings.masked(),
+                                             option=orjson.OPT_INDENT_2).decode()),
+    }  # fmt: skip
+    result = handlers[args.command]()
+    return int(result or 0)
+
+
+async def _serve(settings: Settings) -> None:
+    from metadata.app import serve
+
+    await serve(settings)
+
+
+def _instances(args: argparse.Namespace, settings: Settings) -> int:
+    from metadata import importer
+
+    if args.instances_command == "import":
+        return int(_run(importer.import_file(settings, args.file, args.batch_size,
+                                             progress=not args.quiet)))  # fmt: skip
+    return int(_run(importer.export_file(settings, args.output)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

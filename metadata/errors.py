@@ -1,0 +1,109 @@
+"""Every exception the service raises on purpose, mapped to HTTP in one place (`http_status`).
+
+MetadataError
+├── InvalidSettings            bad configuration at start (not an HTTP error)
+├── ClientError                the caller's fault: 4xx
+│   ├── BadRequest             400: malformed header, parameter or body
+│   │   └── InvalidDocument    400: an instance document that fails validation
+│   ├── Unauthorized           401: admin token or session token missing or wrong
+│   ├── Forbidden              403: refused by policy
+│   │   └── BadSignature       403: Neutron-style signature missing or wrong
+│   ├── NotFound               404: no such path
+│   │   └── InstanceNotFound   404: nobody we know asked, or no such instance
+│   ├── MethodNotAllowed       405
+│   ├── Conflict               409: e.g. a second password POST
+│   ├── PreconditionFailed     412: stale If-Match
+│   ├── PayloadTooLarge        413
+│   └── TooManyRequests        429: rate limited
+└── ServiceUnavailable         503: a backing service is down
+    └── StoreUnavailable       503: the database does not answer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class MetadataError(Exception):
+    status = 500
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidSettings(MetadataError):
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid settings:\n  " + "\n  ".join(self.problems))
+
+
+class ClientError(MetadataError):
+    status = 400
+
+
+class BadRequest(ClientError):
+    status = 400
+
+
+class InvalidDocument(BadRequest):
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+class Unauthorized(ClientError):
+    status = 401
+
+
+class Forbidden(ClientError):
+    status = 403
+
+
+class BadSignature(Forbidden):
+    pass
+
+
+class NotFound(ClientError):
+    status = 404
+
+
+class InstanceNotFound(NotFound):
+    pass
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+
+    def __init__(self, allowed: Iterable[str], message: str = "method not allowed") -> None:
+        self.allowed = tuple(allowed)
+        super().__init__(message)
+
+
+class Conflict(ClientError):
+    status = 409
+
+
+class PreconditionFailed(ClientError):
+    status = 412
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+
+
+class TooManyRequests(ClientError):
+    status = 429
+
+    def __init__(self, retry_after: int, message: str = "too many requests") -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ServiceUnavailable(MetadataError):
+    status = 503
+    retry_after = 1
+
+
+class StoreUnavailable(ServiceUnavailable):
+    pass

@@ -1,0 +1,121 @@
+"""Who is asking: Neutron-style signed headers, else the source address (through trusted
+proxies only). The result is an instance uuid or an error; never a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from multidict import CIMultiDictProxy
+
+from metadata.errors import BadRequest, BadSignature, Forbidden, InstanceNotFound
+from metadata.loader import RequestCost, SliceLoader
+from metadata.records import InstanceCore
+from metadata.store.store import Store
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+INSTANCE_ID = "X-Instance-ID"
+TENANT_ID = "X-Tenant-ID"
+SIGNATURE = "X-Instance-ID-Signature"
+FORWARDED_FOR = "X-Forwarded-For"
+MAX_FORWARDED_ENTRIES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    instance_uuid: str
+    # the guest's address as far as we can tell (the peer, or the trusted forwarded one)
+    address: str
+    # the core slice when identity had to read it (signed headers): the path reuses it
+    core: InstanceCore | None = None
+
+
+def sign(secret: str, instance_id: str) -> str:
+    return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
+
+
+def normalise_address(text: str) -> str:
+    """One spelling per address: IPv4-mapped IPv6 (a dual-stack socket) becomes IPv4."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise BadRequest(f"not an IP address: {text.strip()[:64]!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
+    values = headers.getall(name, [])
+    if len(values) > 1:
+        raise BadRequest(f"{name} given more than once")
+    return values[0] if values else None
+
+
+class IdentityResolver:
+    def __init__(self, store: Store, loader: SliceLoader, *, shared_secret: str | None,
+                 trusted_proxies: Sequence[Network]) -> None:  # fmt: skip
+        self._store = store
+        self._loader = loader
+        self._secret = shared_secret
+        self._trusted = tuple(trusted_proxies)
+
+    def is_trusted_proxy(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in network for network in self._trusted)
+
+    def client_address(self, peer: str, headers: CIMultiDictProxy[str]) -> str:
+        """The peer, or when the peer is a trusted proxy the rightmost forwarded address
+        that is not itself a trusted proxy: entries a guest forged on the left are never
+        reached."""
+        peer = normalise_address(peer)
+        forwarded = headers.getall(FORWARDED_FOR, [])
+        if not forwarded or not self.is_trusted_proxy(peer):
+            return peer
+        entries = [e for value in forwarded for e in value.split(",") if e.strip()]
+        if len(entries) > MAX_FORWARDED_ENTRIES:
+            raise BadRequest(f"{FORWARDED_FOR} has too many entries")
+        address = peer
+        for entry in reversed(entries):
+            address = normalise_address(entry)
+            if not self.is_trusted_proxy(address):
+                break
+        return address
+
+    async def resolve(self, peer: str, headers: CIMultiDictProxy[str],
+                      cost: RequestCost | None = None) -> Caller:  # fmt: skip
+        if self._secret is not None and INSTANCE_ID in headers:
+            return await self._from_signature(peer, headers, cost)
+        address = self.client_address(peer, headers)
+        matches = await self._store.find_instances_by_address(address)
+        if cost is not None:
+            cost.db_statements += 1
+        if not matches:
+            raise InstanceNotFound(f"no instance has the address {address}")
+        if len(matches) > 1:
+            raise Forbidden(f"the address {address} belongs to several instances; refusing")
+        return Caller(matches[0], address)
+
+    async def _from_signature(self, peer: str, headers: CIMultiDictProxy[str],
+                              cost: RequestCost | None) -> Caller:  # fmt: skip
+        assert self._secret is not None
+        instance_id = single_header(headers, INSTANCE_ID) or ""
+        signature = single_header(headers, SIGNATURE)
+        tenant = single_header(headers, TENANT_ID)
+        expected = sign(self._secret, instance_id)
+        # Constant time, and on bytes: a non-ASCII header must not raise on the way.
+        if signature is None or not hmac.compare_digest(
+            expected.encode(), signature.encode("utf-8", "replace")
+        ):
+            raise BadSignature("instance id signature is missing or wrong")
+        if tenant is None:
+            raise BadRequest(f"{TENANT_ID} is required with {INSTANCE_ID}")
+        core = await self._loader.core(instance_id, cost)
+        if core is None or core.project_id != tenant:
+            # A tenant mismatch looks exactly like an unknown instance, as in Nova.
+            raise InstanceNotFound("no such instance")
+        return Caller(core.uuid, normalise_address(peer), core)

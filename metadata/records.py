@@ -1,0 +1,154 @@
+"""The slices of instance data, as frozen records passed from providers to renderers.
+
+Each slice is what one provider loads with at most one SQL statement. Renderers receive only
+the slices their path declares, so a record here never reaches into another.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Slice(enum.Enum):
+    CORE = "core"
+    METADATA = "metadata"
+    KEYS = "keys"
+    NETWORK = "network"
+    USER_DATA = "user_data"
+    VENDOR_DATA = "vendor_data"
+    PASSWORD = "password"
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    name: str
+    vcpus: int = 1
+    ram_mb: int = 512
+    disk_gb: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceCore:
+    uuid: str
+    generation: int
+    ec2_id: str
+    name: str
+    hostname: str
+    project_id: str
+    user_id: str
+    availability_zone: str
+    launch_index: int
+    image_id: str
+    ami_id: str
+    kernel_id: str | None
+    ramdisk_id: str | None
+    reservation_id: str
+    flavor: Flavor
+    security_groups: tuple[str, ...]
+    # EC2 block-device-mapping names ("ami", "root", "ephemeral0", ...) -> device.
+    block_device_mapping: tuple[tuple[str, str], ...]
+    devices: tuple[Mapping[str, Any], ...]
+    dedicated_cpus: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataItems:
+    items: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    name: str
+    type: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    keys: tuple[Key, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    cidr: str
+    gateway: str
+
+
+@dataclass(frozen=True, slots=True)
+class FixedIP:
+    address: str
+    cidr: str
+    gateway: str | None = None
+    dns: tuple[str, ...] = ()
+    routes: tuple[Route, ...] = ()
+    # "static" (the address is served in network_data.json) or "dhcp"; IPv6 also knows
+    # "slaac", "dhcpv6-stateful" and "dhcpv6-stateless" as Neutron's ipv6_address_mode.
+    mode: str = "static"
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.address else 4
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    id: str
+    mac: str
+    network_id: str
+    mtu: int | None = None
+    type: str = "ovs"
+    fixed_ips: tuple[FixedIP, ...] = ()
+    floating_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    ports: tuple[Port, ...] = ()
+
+    @property
+    def first_fixed_ipv4(self) -> str | None:
+        for port in self.ports:
+            for ip in port.fixed_ips:
+                if ip.version == 4:
+                    return ip.address
+        return None
+
+    @property
+    def first_floating_ip(self) -> str | None:
+        for port in self.ports:
+            if port.floating_ips:
+                return port.floating_ips[0]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class UserData:
+    """The raw bytes (None: the instance has no user data)."""
+
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VendorData:
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Password:
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceDocument:
+    """A validated instance document: the whole of what an operator writes in one PUT."""
+
+    core: InstanceCore
+    metadata: MetadataItems
+    keys: Keys
+    network: Network
+    vendor_data: VendorData
+    # None: leave user data out of this write's concern; UserData(None): the doc has none.
+    user_data: UserData | None

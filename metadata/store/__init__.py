@@ -1,0 +1,1 @@
+"""Storage: the SQL schema, one-statement slice reads, transactional writes, migrations."""

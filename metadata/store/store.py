@@ -1,0 +1,110 @@
+"""The store facade: slice reads, transactional writes, and listeners told of each commit.
+
+It knows SQL and nothing of caches or HTTP; a listener (the cache) learns of every committed
+write through `add_write_listener`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from metadata.errors import InstanceNotFound
+from metadata.records import InstanceDocument, Password, UserData
+from metadata.store import reads, writes
+from metadata.store.engine import Database
+from metadata.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+# Called with the instance uuid and its new generation (None: the instance was deleted).
+WriteListener = Callable[[str, int | None], Awaitable[None]]
+
+
+class Store:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        self._listeners: list[WriteListener] = []
+
+    def add_write_listener(self, listener: WriteListener) -> None:
+        self._listeners.append(listener)
+
+    async def _written(self, uuid: str, generation: int | None) -> None:
+        for listener in self._listeners:
+            await listener(uuid, generation)
+
+    async def migrate(self) -> None:
+        await upgrade(self.db.writer)
+
+    # -- reads: one statement each ------------------------------------------------------
+
+    async def find_instances_by_address(self, address: str) -> list[str]:
+        async with self.db.read() as conn:
+            return await reads.find_instances_by_address(conn, address)
+
+    async def list_instance_uuids(self, limit: int, marker: str | None) -> list[str]:
+        async with self.db.read() as conn:
+            return await reads.list_instance_uuids(conn, limit, marker)
+
+    async def get_document(self, uuid: str) -> InstanceDocument:
+        """The whole instance, for the admin API and export (several statements)."""
+        async with self.db.read() as conn:
+            core = await reads.load_core(conn, uuid)
+            if core is None:
+                raise InstanceNotFound(f"no instance {uuid}")
+            return InstanceDocument(
+                core=core,
+                metadata=await reads.load_metadata(conn, uuid),
+                keys=await reads.load_keys(conn, uuid),
+                network=await reads.load_network(conn, uuid),
+                vendor_data=await reads.load_vendor_data(conn, uuid),
+                user_data=await reads.load_user_data(conn, uuid),
+            )
+
+    async def list_documents(
+        self, limit: int, marker: str | None
+    ) -> tuple[list[InstanceDocument], str | None]:
+        """A page of documents in uuid order, and the marker of the next page (or None)."""
+        async with self.db.read() as conn:
+            uuids = await reads.list_instance_uuids(conn, limit + 1, marker)
+            more = len(uuids) > limit
+            docs = await reads.load_documents(conn, uuids[:limit])
+        return docs, (docs[-1].core.uuid if more and docs else None)
+
+    async def get_user_data(self, uuid: str) -> UserData:
+        async with self.db.read() as conn:
+            if await reads.load_core(conn, uuid) is None:
+                raise InstanceNotFound(f"no instance {uuid}")
+            return await reads.load_user_data(conn, uuid)
+
+    async def get_password(self, uuid: str) -> Password:
+        async with self.db.read() as conn:
+            return await reads.load_password(conn, uuid)
+
+    # -- writes: one transaction each, listeners told after the commit -----------------
+
+    async def put_document(self, doc: InstanceDocument) -> bool:
+        async with self.db.transaction() as conn:
+            created, generation = await writes.put_instance(conn, doc)
+        await self._written(doc.core.uuid, generation)
+        return created
+
+    async def delete_instance(self, uuid: str) -> None:
+        async with self.db.transaction() as conn:
+            await writes.delete_instance(conn, uuid)
+        await self._written(uuid, None)
+
+    async def set_user_data(self, uuid: str, data: bytes | None) -> None:
+        async with self.db.transaction() as conn:
+            generation = await writes.set_user_data(conn, uuid, data)
+        await self._written(uuid, generation)
+
+    async def set_password_once(self, uuid: str, value: str) -> None:
+        async with self.db.transaction() as conn:
+            generation = await writes.set_password_once(conn, uuid, value)
+        await self._written(uuid, generation)
+
+    async def clear_password(self, uuid: str) -> None:
+        async with self.db.transaction() as conn:
+            generation = await writes.clear_password(conn, uuid)
+        await self._written(uuid, generation)

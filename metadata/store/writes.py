@@ -1,0 +1,170 @@
+"""Writes, each inside a transaction the caller opened. Every write bumps the generation."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from metadata.errors import Conflict, InstanceNotFound
+from metadata.records import InstanceDocument
+from metadata.store import schema as t
+
+
+def next_generation(previous: int | None) -> int:
+    # Microseconds since the epoch, or one more than before: a re-created instance never
+    # reuses a generation that an old cache entry might still carry.
+    return max((previous or 0) + 1, time.time_ns() // 1000)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def instance_row(doc: InstanceDocument, generation: int) -> dict[str, Any]:
+    core = doc.core
+    return {
+        "uuid": core.uuid, "generation": generation, "ec2_id": core.ec2_id,
+        "name": core.name, "hostname": core.hostname, "project_id": core.project_id,
+        "user_id": core.user_id, "availability_zone": core.availability_zone,
+        "launch_index": core.launch_index, "image_id": core.image_id, "ami_id": core.ami_id,
+        "kernel_id": core.kernel_id, "ramdisk_id": core.ramdisk_id,
+        "reservation_id": core.reservation_id,
+        "attributes": {
+            "flavor": {"name": core.flavor.name, "vcpus": core.flavor.vcpus,
+                       "ram_mb": core.flavor.ram_mb, "disk_gb": core.flavor.disk_gb},
+            "security_groups": list(core.security_groups),
+            "block_device_mapping": [list(pair) for pair in core.block_device_mapping],
+            "devices": [dict(d) for d in core.devices],
+            "dedicated_cpus": list(core.dedicated_cpus),
+        },
+    }  # fmt: skip
+
+
+def child_rows(doc: InstanceDocument) -> dict[Table, list[dict[str, Any]]]:
+    """The rows of every child table, for one instance or for a bulk import."""
+    uuid = doc.core.uuid
+    rows: dict[Table, list[dict[str, Any]]] = {
+        t.metadata_items: [
+            {"instance_uuid": uuid, "key": k, "value": v} for k, v in doc.metadata.items.items()
+        ],
+        t.keys: [
+            {"instance_uuid": uuid, "position": i, "name": k.name, "type": k.type, "data": k.data}
+            for i, k in enumerate(doc.keys.keys)
+        ],
+        t.ports: [],
+        t.fixed_ips: [],
+        t.vendor_data: (
+            [{"instance_uuid": uuid, "data": dict(doc.vendor_data.data)}]
+            if doc.vendor_data.data else []
+        ),
+    }  # fmt: skip
+    for position, port in enumerate(doc.network.ports):
+        rows[t.ports].append({
+            "instance_uuid": uuid, "position": position, "port_id": port.id, "mac": port.mac,
+            "network_id": port.network_id, "mtu": port.mtu, "vif_type": port.type,
+            "floating_ips": list(port.floating_ips),
+        })  # fmt: skip
+        for ip_position, ip in enumerate(port.fixed_ips):
+            rows[t.fixed_ips].append({
+                "instance_uuid": uuid, "port_position": position, "position": ip_position,
+                "address": ip.address, "cidr": ip.cidr, "gateway": ip.gateway,
+                "dns": list(ip.dns), "mode": ip.mode,
+                "routes": [{"cidr": r.cidr, "gateway": r.gateway} for r in ip.routes],
+            })  # fmt: skip
+    return rows
+
+
+def user_data_row(uuid: str, data: bytes) -> dict[str, Any]:
+    return {
+        "instance_uuid": uuid,
+        "data": data,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "updated_at": _now(),
+    }
+
+
+async def lock_generation(conn: AsyncConnection, uuid: str) -> int | None:
+    """The instance's generation, with its row locked for the rest of the transaction."""
+    result = await conn.execute(
+        select(t.instances.c.generation).where(t.instances.c.uuid == uuid).with_for_update()
+    )
+    return result.scalar()
+
+
+async def bump_generation(conn: AsyncConnection, uuid: str) -> int:
+    previous = await lock_generation(conn, uuid)
+    if previous is None:
+        raise InstanceNotFound(f"no instance {uuid}")
+    generation = next_generation(previous)
+    await conn.execute(
+        update(t.instances)
+        .where(t.instances.c.uuid == uuid)
+        .values(generation=generation, updated_at=_now())
+    )
+    return generation
+
+
+async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bool, int]:
+    """Create or replace; returns (created, generation). Password survives a replace:
+    the guest set it, not the operator."""
+    uuid = doc.core.uuid
+    previous = await lock_generation(conn, uuid)
+    generation = next_generation(previous)
+    row = instance_row(doc, generation)
+    now = _now()
+    if previous is None:
+        await conn.execute(insert(t.instances).values(**row, created_at=now, updated_at=now))
+    else:
+        await conn.execute(
+            update(t.instances).where(t.instances.c.uuid == uuid).values(**row, updated_at=now)
+        )
+        for table in (t.metadata_items, t.keys, t.fixed_ips, t.ports, t.vendor_data):
+            await conn.execute(delete(table).where(table.c.instance_uuid == uuid))
+    for table, rows in child_rows(doc).items():
+        if rows:
+            await conn.execute(insert(table), rows)
+    if doc.user_data is not None:
+        await conn.execute(delete(t.user_data).where(t.user_data.c.instance_uuid == uuid))
+        if doc.user_data.data is not None:
+            await conn.execute(insert(t.user_data).values(user_data_row(uuid, doc.user_data.data)))
+    return previous is None, generation
+
+
+async def delete_instance(conn: AsyncConnection, uuid: str) -> None:
+    if await lock_generation(conn, uuid) is None:
+        raise InstanceNotFound(f"no instance {uuid}")
+    for table in t.CHILD_TABLES:
+        await conn.execute(delete(table).where(table.c.instance_uuid == uuid))
+    await conn.execute(delete(t.instances).where(t.instances.c.uuid == uuid))
+
+
+async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None) -> int:
+    generation = await bump_generation(conn, uuid)
+    await conn.execute(delete(t.user_data).where(t.user_data.c.instance_uuid == uuid))
+    if data is not None:
+        await conn.execute(insert(t.user_data).values(user_data_row(uuid, data)))
+    return generation
+
+
+async def set_password_once(conn: AsyncConnection, uuid: str, value: str) -> int:
+    """The guest's one password POST; a second while one is stored is refused (as Nova)."""
+    generation = await bump_generation(conn, uuid)
+    existing = await conn.execute(
+        select(t.passwords.c.value).where(t.passwords.c.instance_uuid == uuid)
+    )
+    if existing.scalar():
+        raise Conflict("a password is already set")
+    await conn.execute(delete(t.passwords).where(t.passwords.c.instance_uuid == uuid))
+    await conn.execute(insert(t.passwords).values(instance_uuid=uuid, value=value))
+    return generation
+
+
+async def clear_password(conn: AsyncConnection, uuid: str) -> int:
+    generation = await bump_generation(conn, uuid)
+    await conn.execute(delete(t.passwords).where(t.passwords.c.instance_uuid == uuid))
+    return generation
