@@ -18,6 +18,8 @@ from metadata.http_errors import error_middleware
 from metadata.services import SERVICES, Services
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# The name of the admin token a request presented: history says who changed what.
+TOKEN_NAME = web.RequestKey("token_name", str)
 MAX_PAGE = 1000
 
 
@@ -44,7 +46,7 @@ def auth_middleware(tokens: Mapping[str, str]) -> Any:
             name = token_name(tokens, request.headers.get("Authorization"))
             if name is None:
                 raise Unauthorized("a valid bearer token is required")
-            request["token_name"] = name
+            request[TOKEN_NAME] = name
         response: web.StreamResponse = await handler(request)
         return response
 
