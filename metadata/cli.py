@@ -12,18 +12,18 @@ from typing import Any
 
 import orjson
 
-from metadata.config import PARSERS, Settings, load_settings
+from metadata.config import FLAG_SETTINGS, Settings, env_name, load_settings
 from metadata.errors import InvalidSettings
 
 # serve flags: one per setting, named after it (database_url -> --database-url).
-SETTING_FLAGS = [*PARSERS, "admin_token"]
+SETTING_FLAGS = FLAG_SETTINGS
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     for name in names:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar="VALUE",
-                            help=f"also METADATA_{name.upper()}")  # fmt: skip
+                            help=f"also {env_name(name)}")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,12 @@ No other module reads the environment; everything it needs is passed down from h
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import logging
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +22,10 @@ from metadata.errors import InvalidSettings
 
 ENV_PREFIX = "METADATA_"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MIN_ADMIN_TOKEN_LENGTH = 16
+# scheme://user:password@host... : the password is masked wherever a URL is shown.
+_URL_PASSWORD = re.compile(r"^([\w+.-]+://[^:/@]*):(.*)@([^@]*)$", re.DOTALL)
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class Settings:
     user_data_max_bytes: int = 65536
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "INFO"
+    # Seconds in-flight requests get to finish after SIGTERM before they are cut off.
+    shutdown_grace: float = 10.0
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with every secret replaced, for `metadata config show`."""
@@ -65,6 +75,8 @@ class Settings:
                 value = {name: "***" for name in value}
             elif f.name == "proxy_shared_secret" and value:
                 value = "***"
+            elif f.name in ("database_url", "cache_url"):
+                value = mask_url_password(value)
             elif isinstance(value, HostPort):
                 value = str(value)
             elif isinstance(value, RateLimit):
@@ -79,69 +91,157 @@ class Settings:
         return shown
 
 
-def parse_host_port(text: str) -> HostPort:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected host:port, got {text!r}")
-    host = host.strip("[]")
-    if not host:
-        raise ValueError(f"expected host:port, got {text!r}")
-    return HostPort(host, int(port))
+def mask_url_password(url: str) -> str:
+    """`postgresql+asyncpg://u:secret@db/x` -> `postgresql+asyncpg://u:***@db/x`."""
+    return _URL_PASSWORD.sub(r"\1:***@\3", url)
 
 
-def parse_rate_limit(text: str) -> RateLimit | None:
-    if text.strip().lower() == "off":
-        return None
-    rate, sep, burst = text.partition("/")
-    try:
-        parsed = RateLimit(float(rate), int(burst))
-    except ValueError:
-        raise ValueError(f"expected RATE/BURST or off, got {text!r}") from None
-    if not sep or parsed.rate <= 0 or parsed.burst < 1:
-        raise ValueError(f"expected RATE/BURST (both positive) or off, got {text!r}")
-    return parsed
-
-
-def parse_networks(
-    value: str | list[str],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    items = value.split(",") if isinstance(value, str) else value
-    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
-
-
-def parse_positive_int(value: str | int) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return number
-
-
-def parse_token_mode(value: str) -> str:
-    if value not in ("optional", "required"):
-        raise ValueError(f"must be 'optional' or 'required', got {value!r}")
+def _text(value: Any) -> str:
+    # TOML values arrive typed; the message names the type, never the value (it may be secret).
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
 
 
-def parse_url(prefixes: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if not value.startswith(prefixes):
-            raise ValueError(f"must start with one of {', '.join(prefixes)}; got {value!r}")
-        return value
+def parse_host_port(value: Any) -> HostPort:
+    text = _text(value)
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port with a port from 1 to 65535, got {text!r}")
+    return HostPort(host, int(port))
+
+
+def parse_rate_limit(value: Any) -> RateLimit | None:
+    text = _text(value)
+    if text.strip().lower() == "off":
+        return None
+    rate, sep, burst = text.partition("/")
+    expected = f"expected RATE/BURST (both positive, e.g. 50/200) or off, got {text!r}"
+    try:
+        parsed = RateLimit(float(rate), int(burst))
+    except ValueError:
+        raise ValueError(expected) from None
+    if not sep or not math.isfinite(parsed.rate) or parsed.rate <= 0 or parsed.burst < 1:
+        raise ValueError(expected)
+    return parsed
+
+
+def parse_networks(value: Any) -> tuple[IPNetwork, ...]:
+    items = _text(value).split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise TypeError(f"expected CIDRs separated by commas or a list, got {type(value).__name__}")
+    networks = []
+    for item in items:
+        text = _text(item).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def parse_positive_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = _text(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"expected a positive integer, got {value!r}")
+        number = int(text)
+    if number < 1:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def parse_seconds(value: Any) -> float:
+    """A non-negative, finite number of seconds (integer or decimal)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        try:
+            seconds = float(_text(value))
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a finite, non-negative number of seconds, got {value!r}")
+    return seconds
+
+
+def parse_token_mode(value: Any) -> str:
+    if _text(value) not in ("optional", "required"):
+        raise ValueError(f"expected 'optional' or 'required', got {value!r}")
+    return str(value)
+
+
+def parse_url(prefixes: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not _text(value).startswith(prefixes):
+            shown = mask_url_password(value)
+            raise ValueError(f"expected a URL starting {' or '.join(prefixes)}, got {shown!r}")
+        return str(value)
 
     return parse
 
 
-def parse_json_object(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
+def parse_json_object(value: Any) -> Mapping[str, Any]:
     import orjson
 
-    parsed = orjson.loads(value) if isinstance(value, str) else value
-    if not isinstance(parsed, Mapping):
-        raise ValueError("must be a JSON object")
-    return dict(parsed)
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        parsed = orjson.loads(_text(value))
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON object: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
+    return parsed
 
 
-def _optional_str(value: str) -> str | None:
-    return value or None
+def parse_log_level(value: Any) -> str:
+    level = _text(value).strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError(f"expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL; got {value!r}")
+    return level
+
+
+def parse_file_name(value: Any) -> str:
+    if not _text(value).strip():
+        raise ValueError("expected a file name, got an empty string")
+    return str(value)
+
+
+def parse_optional_secret(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def parse_admin_tokens(value: Any) -> dict[str, str]:
+    """`secret` names the token "admin"; `name=secret,name2=secret2` names several; TOML may
+    give a table. Messages name tokens, never show them."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), _text(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in _text(value).split(","):
+            name, sep, secret = item.strip().partition("=")
+            # A bare base64 token ends in "=" padding: that is no name=secret pair.
+            if not sep or not secret.strip("="):
+                name, secret = "admin", item.strip()
+            if secret:
+                pairs.append((name, secret))
+    tokens: dict[str, str] = {}
+    for number, (name, secret) in enumerate(pairs, 1):
+        label = repr(name) if _TOKEN_NAME.fullmatch(name) else f"number {number}"
+        if not _TOKEN_NAME.fullmatch(name):
+            raise ValueError(f"token {label}: a name uses only letters, digits, '_', '.', '-'")
+        if name in tokens:
+            raise ValueError(f"token {label} is given twice")
+        if len(secret) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"token {label} is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters")
+        tokens[name] = secret
+    return tokens
 
 
 # setting name -> parser of its text (environment, flag) or TOML value.
@@ -154,33 +254,42 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "cache_max_entries": parse_positive_int,
     "listen": parse_host_port,
     "admin_listen": parse_host_port,
-    "admin_token_file": str,
-    "proxy_shared_secret": _optional_str,
+    "admin_tokens": parse_admin_tokens,
+    "admin_token_file": parse_file_name,
+    "proxy_shared_secret": parse_optional_secret,
     "trusted_proxies": parse_networks,
     "token_mode": parse_token_mode,
     "rate_limit": parse_rate_limit,
     "user_data_max_bytes": parse_positive_int,
     "vendor_data": parse_json_object,
-    "log_level": lambda v: str(v).upper(),
+    "log_level": parse_log_level,
+    "shutdown_grace": parse_seconds,
 }
+# Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token
+# all set admin_tokens.
+ALIASES = {"admin_token": "admin_tokens"}
+# The names that have an environment variable and a flag (the alias replaces its setting).
+FLAG_SETTINGS = [
+    next((alias for alias, target in ALIASES.items() if target == name), name) for name in PARSERS
+]
 
 
-def _parse_admin_tokens(value: Any) -> dict[str, str]:
-    """`secret` names the token "admin"; `name=secret,name2=secret2` names several."""
-    if isinstance(value, Mapping):
-        tokens = {str(k): str(v) for k, v in value.items()}
-    else:
-        tokens = {}
-        for item in str(value).split(","):
-            name, sep, secret = item.strip().partition("=")
-            if sep:
-                tokens[name] = secret
-            elif name:
-                tokens["admin"] = name
-    for name, secret in tokens.items():
-        if not name or len(secret) < 16:
-            raise ValueError(f"token {name!r} must be named and at least 16 characters long")
-    return tokens
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _read_toml(config_file: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidSettings([f"config file {config_file}: {exc}"]) from exc
+
+
+def _unknown(key: str, where: str) -> str:
+    known = [*PARSERS, *ALIASES]
+    guess = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return f"{key}: unknown setting (from {where}){hint}"
 
 
 def load_settings(
@@ -190,30 +299,36 @@ def load_settings(
 ) -> Settings:
     """Merge the layers and validate each value; every bad setting is reported at once."""
     environ = os.environ if environ is None else environ
-    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    # setting -> (raw value, where it came from); a later layer replaces an earlier one.
+    raw: dict[str, tuple[Any, str]] = {}
     if config_file is not None:
-        try:
-            raw.update(tomllib.loads(Path(config_file).read_text()))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise InvalidSettings([f"config file {config_file}: {exc}"]) from exc
-    for name in [*PARSERS, "admin_token"]:
-        env_value = environ.get(ENV_PREFIX + name.upper())
-        if env_value is not None:
-            raw[name] = env_value
-    raw.update({k: v for k, v in (flags or {}).items() if v is not None})
+        for key, value in _read_toml(config_file).items():
+            name = ALIASES.get(key, key)
+            if name in PARSERS:
+                raw[name] = (value, f"{config_file}: {key}")
+            else:
+                problems.append(_unknown(key, str(config_file)))
+    for key in FLAG_SETTINGS:
+        if (env_value := environ.get(env_name(key))) is not None:
+            raw[ALIASES.get(key, key)] = (env_value, env_name(key))
+    for key, value in (flags or {}).items():
+        name, where = ALIASES.get(key, key), "--" + key.replace("_", "-")
+        if name not in PARSERS:
+            problems.append(_unknown(key, where))
+        elif value is not None:
+            raw[name] = (value, where)
 
     values: dict[str, Any] = {}
-    problems: list[str] = []
-    for name, value in raw.items():
+    for name, (value, where) in raw.items():
         try:
-            if name in ("admin_token", "admin_tokens"):
-                values["admin_tokens"] = _parse_admin_tokens(value)
-            elif name in PARSERS:
-                values[name] = PARSERS[name](value)
-            else:
-                problems.append(f"{name}: unknown setting")
+            values[name] = PARSERS[name](value)
         except (ValueError, TypeError) as exc:
-            problems.append(f"{name} ({ENV_PREFIX}{name.upper()}): {exc}")
+            problems.append(f"{name}: {exc} (from {where})")
+    defaults = Settings()
+    listen = values.get("listen", defaults.listen)
+    if listen == values.get("admin_listen", defaults.admin_listen):
+        problems.append(f"admin_listen: must differ from listen ({listen})")
     if problems:
         raise InvalidSettings(problems)
     return Settings(**values)
