@@ -43,11 +43,15 @@ MAX_METADATA_ITEMS = 128
 MAX_KEYS = 32
 MAX_PORTS = 32
 MAX_KEY_DATA = 16384
+# The column widths of store/schema.py: a longer value would be a driver error, not a 400.
+MAX_PORT_TYPE = 32
 EC2_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 # Hostnames and names are served as EC2 scalars: a newline would turn them into a list in
 # cloud-init, so control characters are refused everywhere a scalar comes from.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Key data may be multi-line PEM, but a NUL is refused by PostgreSQL's text type.
+KEY_DATA_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 IPV6_MODES = ("static", "dhcp", "slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 
 
@@ -83,7 +87,8 @@ def _text(
 def _optional_text(doc: Mapping[str, Any], field: str, path: str = "") -> str | None:
     if doc.get(field) is None:
         return None
-    return _text(doc, field, path=path)
+    # "" means absent: document_to_json leaves it out, so keeping "" would not round-trip.
+    return _text(doc, field, path=path) or None
 
 
 def _int(
@@ -104,7 +109,9 @@ def _int(
 
 
 def _list(doc: Mapping[str, Any], field: str, limit: int, path: str = "") -> list[Any]:
-    value = doc.get(field) or []
+    value = doc.get(field)
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise InvalidDocument(path + field, "must be a list")
     if len(value) > limit:
@@ -118,6 +125,17 @@ def _object(value: Any, name: str) -> Mapping[str, Any]:
     return value
 
 
+def _optional_object(
+    doc: Mapping[str, Any], field: str, default: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The object in `field`; null, absent or {} give the default, any other type is refused
+    (a falsy `0` or `""` must not pass for an empty object)."""
+    value = doc.get(field)
+    if value is None:
+        return default
+    return _object(value, field) or default
+
+
 def _ip(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidDocument(name, "must be an IP address string")
@@ -128,7 +146,7 @@ def _ip(value: Any, name: str) -> str:
 
 
 def _flavor(doc: Mapping[str, Any]) -> Flavor:
-    raw = _object(doc.get("flavor") or {"name": "m1.small"}, "flavor")
+    raw = _optional_object(doc, "flavor", {"name": "m1.small"})
     return Flavor(
         name=_text(raw, "name", path="flavor."),
         vcpus=_int(raw, "vcpus", 1, minimum=1, path="flavor."),
@@ -138,10 +156,7 @@ def _flavor(doc: Mapping[str, Any]) -> Flavor:
 
 
 def _block_device_mapping(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    raw = _object(
-        doc.get("block_device_mapping") or {"ami": "vda", "root": "/dev/vda"},
-        "block_device_mapping",
-    )
+    raw = _optional_object(doc, "block_device_mapping", {"ami": "vda", "root": "/dev/vda"})
     mapping = []
     for name in raw:
         if not re.fullmatch(r"ami|root|swap|ebs\d+|ephemeral\d+", name):
@@ -191,7 +206,8 @@ def _core(doc: Mapping[str, Any], uuid: str) -> InstanceCore:
         reservation_id=_optional_text(doc, "reservation_id") or "r-" + uuid.replace("-", "")[-8:],
         flavor=_flavor(doc),
         security_groups=tuple(
-            _text({"g": g}, "g", path=f"security_groups[{i}]") for i, g in enumerate(groups)
+            _text({f"security_groups[{i}]": g}, f"security_groups[{i}]")
+            for i, g in enumerate(groups)
         ),
         block_device_mapping=_block_device_mapping(doc),
         devices=_devices(doc),
@@ -211,13 +227,15 @@ def derive_ami_id(image_id: str) -> str:
 
 
 def _metadata(doc: Mapping[str, Any]) -> MetadataItems:
-    raw = _object(doc.get("metadata") or {}, "metadata")
+    raw = _optional_object(doc, "metadata", {})
     if len(raw) > MAX_METADATA_ITEMS:
         raise InvalidDocument("metadata", f"must have at most {MAX_METADATA_ITEMS} items")
     items = {}
     for key in raw:
         if not isinstance(key, str) or not 0 < len(key) <= MAX_TEXT:
             raise InvalidDocument("metadata", "keys must be 1 to 255 characters")
+        if CONTROL.search(key):
+            raise InvalidDocument("metadata", "keys must not contain control characters")
         items[key] = _text(raw, key, path="metadata.")
     return MetadataItems(items)
 
@@ -234,8 +252,10 @@ def _keys(doc: Mapping[str, Any]) -> Keys:
         if not name or "=" in name or "/" in name:
             raise InvalidDocument(path + "name", "must be non-empty, without '=' or '/'")
         data = entry.get("data")
-        if not isinstance(data, str) or not data or len(data) > MAX_KEY_DATA:
-            raise InvalidDocument(path + "data", f"must be a string of 1 to {MAX_KEY_DATA}")
+        if not isinstance(data, str) or not data or len(data.encode()) > MAX_KEY_DATA:
+            raise InvalidDocument(path + "data", f"must be a string of 1 to {MAX_KEY_DATA} bytes")
+        if KEY_DATA_CONTROL.search(data):
+            raise InvalidDocument(path + "data", "must not contain control characters")
         keys.append(Key(name=name, type=kind, data=data))
     if len({k.name for k in keys}) != len(keys):
         raise InvalidDocument("keys", "names must be unique")
@@ -255,11 +275,9 @@ def _fixed_ip(raw: Any, path: str) -> FixedIP:
     if ipaddress.ip_address(address) not in cidr:
         raise InvalidDocument(path + ".address", f"{address} is not inside {cidr}")
     gateway = entry.get("gateway")
-    dns = entry.get("dns") or []
-    if not isinstance(dns, list):
-        raise InvalidDocument(path + ".dns", "must be a list of addresses")
+    dns = _list(entry, "dns", 16, path=path + ".")
     routes = []
-    for i, route in enumerate(entry.get("routes") or []):
+    for i, route in enumerate(_list(entry, "routes", 64, path=path + ".")):
         route = _object(route, f"{path}.routes[{i}]")
         try:
             network = str(ipaddress.ip_network(str(route.get("cidr")), strict=False))
@@ -300,7 +318,7 @@ def _network(doc: Mapping[str, Any]) -> Network:
             mac=mac,
             network_id=_text(entry, "network_id", default="", path=path + "."),
             mtu=mtu,
-            type=_text(entry, "type", default="ovs", path=path + "."),
+            type=_text(entry, "type", default="ovs", limit=MAX_PORT_TYPE, path=path + "."),
             fixed_ips=tuple(_fixed_ip(ip, f"{path}.fixed_ips[{i}]") for i, ip in enumerate(fixed)),
             floating_ips=tuple(_ip(ip, f"{path}.floating_ips[{i}]")
                                for i, ip in enumerate(floating)),
@@ -341,7 +359,7 @@ def parse_document(
         uuid = doc_uuid
     if uuid is None:
         raise InvalidDocument("uuid", "is required")
-    vendor = _object(doc.get("vendor_data") or {}, "vendor_data")
+    vendor = _optional_object(doc, "vendor_data", {})
     return InstanceDocument(
         core=_core(doc, uuid),
         metadata=_metadata(doc),
