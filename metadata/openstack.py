@@ -126,16 +126,18 @@ def network_data(view: View) -> Answer:
         if not port.fixed_ips:
             continue
         link_id = "tap" + port.id[:11]
-        links.append({"id": link_id, "vif_id": port.id, "type": port.type, "mtu": port.mtu,
+        # Nova (netutils._get_eth_link) names an `ethernet` VIF a physical link.
+        kind = "phy" if port.type == "ethernet" else port.type
+        links.append({"id": link_id, "vif_id": port.id, "type": kind, "mtu": port.mtu,
                       "ethernet_mac_address": port.mac})  # fmt: skip
-        # Nova serves the first IPv4 and the first IPv6 address of each port.
+        # Nova serves the first IPv4 and the first IPv6 subnet of each port, and only
+        # their DNS servers: a second subnet's are left out (get_network_metadata).
         for version in (4, 6):
             first = next((ip for ip in port.fixed_ips if ip.version == version), None)
             if first is None:
                 continue
             networks.append(_network_entry(port, link_id, first, len(networks)))
-        for ip in port.fixed_ips:
-            for dns in ip.dns:
+            for dns in first.dns:
                 if dns not in seen_dns:
                     seen_dns.add(dns)
                     services.append({"type": "dns", "address": dns})
