@@ -35,7 +35,10 @@ class Caller:
 
 
 def sign(secret: str, instance_id: str) -> str:
-    return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
+    # aiohttp hands undecodable header bytes over as surrogates; sign the bytes the proxy
+    # sent rather than raise on them (a guest must never turn a header into a 500).
+    message = instance_id.encode("utf-8", "surrogateescape")
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def normalise_address(text: str) -> str:
@@ -109,7 +112,7 @@ class IdentityResolver:
         expected = sign(self._secret, instance_id)
         # Constant time, and on bytes: a non-ASCII header must not raise on the way.
         if signature is None or not hmac.compare_digest(
-            expected.encode(), signature.encode("utf-8", "replace")
+            expected.encode(), signature.encode("utf-8", "surrogateescape")
         ):
             raise BadSignature("instance id signature is missing or wrong")
         if tenant is None:
