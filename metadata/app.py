@@ -21,8 +21,10 @@ GUEST_MAX_BODY = 4096
 
 
 def build_guest_app(services: Services) -> web.Application:
-    guest = GuestService(services.store, services.loader, services.identity,
-                         services.settings.vendor_data)  # fmt: skip
+    guest = GuestService(
+        services.store, services.loader, services.identity, services.settings.vendor_data,
+        services.stats, services.hot, services.planner,
+    )  # fmt: skip
     app = web.Application(middlewares=[error_middleware(json_errors=False)],
                           client_max_size=GUEST_MAX_BODY)  # fmt: skip
     app[SERVICES] = services

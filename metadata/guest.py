@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -15,14 +16,18 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from metadata import ec2, openstack
-from metadata.errors import BadRequest, MethodNotAllowed, NotFound
+from metadata.cache import HotAnswer, HotAnswers
+from metadata.errors import BadRequest, MetadataError, MethodNotAllowed, NotFound
 from metadata.identity import Caller, IdentityResolver
 from metadata.loader import RequestCost, SliceLoader
-from metadata.records import Slice
+from metadata.prefetch import BootPlanner
+from metadata.stats import UNMATCHED, Statistics, StatsKey
 from metadata.store.store import Store
 from metadata.tree import Answer, Match, Tree
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Version listings hold no instance data: answered before identity, as Nova answers `/`.
+VERSION_LISTING_PATHS = frozenset({"/", "/openstack", "/openstack/", "/ec2", "/ec2/"})
 MAX_PASSWORD_BYTES = 1020  # Nova: 4 chunks of 255 characters
 
 
@@ -63,58 +68,106 @@ def finish(answer: Answer) -> bytes:
     return answer.body[: answer.seed_at] + seed + answer.body[answer.seed_at :]
 
 
+def stats_key(route: Route, version_name: str) -> StatsKey:
+    if route.match is None:
+        return ("/openstack" if route.tree_name == "openstack" else "/", "")
+    prefix = "/openstack/{version}" if route.tree_name == "openstack" else "/{version}"
+    template = route.match.template
+    return (f"{prefix}/{template}" if template else prefix + "/", version_name)
+
+
 class GuestService:
     def __init__(self, store: Store, loader: SliceLoader, identity: IdentityResolver,
-                 static_vendor_data: Mapping[str, object]) -> None:  # fmt: skip
+                 static_vendor_data: Mapping[str, object], stats: Statistics,
+                 hot: HotAnswers, planner: BootPlanner) -> None:  # fmt: skip
         self.store = store
         self.loader = loader
         self.identity = identity
+        self.stats = stats
+        self.hot = hot
+        self.planner = planner
         self.trees: dict[str, Tree] = {
             "ec2": ec2.build_tree(),
             "openstack": openstack.build_tree(static_vendor_data),
         }
 
-    def route(self, segments: list[str]) -> Route:
+    def route(self, segments: list[str]) -> tuple[Route, str]:
+        """Where the path leads, and the version name as asked (for statistics)."""
         if segments and segments[0] == "openstack":
             name, resolve, rest = "openstack", openstack.resolve_version, segments[1:]
             if not rest:
-                return Route(name, None, openstack.version_listing())
+                return Route(name, None, openstack.version_listing()), ""
         else:
             name, resolve = "ec2", ec2.resolve_version
             rest = segments[1:] if segments and segments[0] == "ec2" else segments
             if not rest:
-                return Route(name, None, ec2.version_listing())
+                return Route(name, None, ec2.version_listing()), ""
         version = resolve(rest[0])
         match = None if version is None else self.trees[name].match(version, rest[1:])
         if match is None:
             raise NotFound("no such path")
-        return Route(name, match)
+        return Route(name, match), rest[0]
 
     async def handle(self, request: web.Request) -> web.Response:
-        segments = path_segments(request.raw_path.partition("?")[0])
-        route = self.route(segments)
+        started = time.perf_counter()
+        raw = request.raw_path
+        path = raw.partition("?")[0] if "?" in raw else raw
+        cost = RequestCost()
+        caller = None
+        if request.method in READ_METHODS and path not in VERSION_LISTING_PATHS:
+            # The warm path: who is asking, then one lookup of the rendered answer.
+            caller = await self.identity.resolve(request.remote or "", request.headers, cost)
+            hot = self.hot.get(caller.instance_uuid, caller.generation, path)
+            if hot is not None:
+                body = finish(hot.answer)
+                self.stats.record(hot.stats_key, cache_hit=cost.db_statements == 0,
+                                  statements=cost.db_statements, nbytes=len(body),
+                                  seconds=time.perf_counter() - started)  # fmt: skip
+                return web.Response(body=body, content_type=hot.answer.content_type)
+        key = UNMATCHED
+        try:
+            route, version_name = self.route(path_segments(path))
+            key = stats_key(route, version_name)
+            response = await self.resolve(request, route, key, path, caller, cost)
+        except MetadataError:
+            self.stats.record(key, cache_hit=False, statements=cost.db_statements, nbytes=0,
+                              seconds=time.perf_counter() - started, error=True)  # fmt: skip
+            raise
+        self.stats.record(key, cache_hit=cost.db_statements == 0,
+                          statements=cost.db_statements, nbytes=response.content_length or 0,
+                          seconds=time.perf_counter() - started)  # fmt: skip
+        return response
+
+    async def resolve(self, request: web.Request, route: Route, key: StatsKey, path: str,
+                      caller: Caller | None, cost: RequestCost) -> web.Response:  # fmt: skip
         method = request.method
         if route.match is None:
             check_method(method, READ_METHODS)
             return web.Response(body=route.listing, content_type="text/plain")
         leaf = route.match.node.leaf
         check_method(method, READ_METHODS | (leaf.methods if leaf else frozenset()))
-        cost = RequestCost()
-        caller = await self.identity.resolve(request.remote or "", request.headers, cost)
+        if caller is None:
+            caller = await self.identity.resolve(request.remote or "", request.headers, cost)
         if method == "POST":
             await self.post_password(request, caller)
             return web.Response(status=200, text="")
-        answer = await self.answer(route, caller, cost)
+        answer, generation = await self.answer(route, key, caller, cost)
+        self.hot.put(caller.instance_uuid, generation, path, HotAnswer(answer, key))
         return web.Response(body=finish(answer), content_type=answer.content_type)
 
-    async def answer(self, route: Route, caller: Caller, cost: RequestCost) -> Answer:
-        assert route.match is not None
-        known = {Slice.CORE: caller.core} if caller.core is not None else None
-        loaded = await self.loader.load(caller.instance_uuid, route.match.needs, cost, known)
-        answer = self.trees[route.tree_name].answer(route.match, loaded, listing_answer)
+    async def answer(self, route: Route, key: StatsKey, caller: Caller, cost: RequestCost
+                     ) -> tuple[Answer, int]:  # fmt: skip
+        match = route.match
+        assert match is not None
+        uuid = caller.instance_uuid
+        loaded, generation = await self.loader.load(
+            uuid, caller.generation, match.needs, cost, self.planner.plan(key)
+        )
+        self.planner.observe(uuid, key, match.needs, cold=cost.cold)
+        answer = self.trees[route.tree_name].answer(match, loaded, listing_answer)
         if answer is None:
             raise NotFound("no such path for this instance")
-        return answer
+        return answer, generation
 
     async def post_password(self, request: web.Request, caller: Caller) -> None:
         if request.content_length is not None and request.content_length > MAX_PASSWORD_BYTES:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
 
+from metadata.coherence import Coherence
 from metadata.errors import BadRequest, BadSignature, Forbidden, InstanceNotFound
 from metadata.loader import RequestCost, SliceLoader
-from metadata.records import InstanceCore
+from metadata.lru import LRU
 from metadata.store.store import Store
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,10 +29,10 @@ MAX_FORWARDED_ENTRIES = 16
 @dataclass(frozen=True, slots=True)
 class Caller:
     instance_uuid: str
+    # the instance's generation as identity learned it: the cache keys on it
+    generation: int
     # the guest's address as far as we can tell (the peer, or the trusted forwarded one)
     address: str
-    # the core slice when identity had to read it (signed headers): the path reuses it
-    core: InstanceCore | None = None
 
 
 def sign(secret: str, instance_id: str) -> str:
@@ -60,14 +61,22 @@ def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
 
 
 class IdentityResolver:
-    def __init__(self, store: Store, loader: SliceLoader, *, shared_secret: str | None,
-                 trusted_proxies: Sequence[Network]) -> None:  # fmt: skip
+    def __init__(self, store: Store, loader: SliceLoader, coherence: Coherence, *,
+                 shared_secret: str | None, trusted_proxies: Sequence[Network],
+                 max_remembered: int = 100_000) -> None:  # fmt: skip
         self._store = store
         self._loader = loader
+        self._coherence = coherence
         self._secret = shared_secret
         self._trusted = tuple(trusted_proxies)
+        # instance uuid -> (signature, tenant, generation) already verified: one entry per
+        # instance at most, and only for signatures that were valid, so forged headers
+        # cannot grow it.
+        self._verified: LRU[str, tuple[str, str, int]] = LRU(max_remembered)
 
     def is_trusted_proxy(self, address: str) -> bool:
+        if not self._trusted:
+            return False
         ip = ipaddress.ip_address(address)
         return any(ip in network for network in self._trusted)
 
@@ -76,7 +85,7 @@ class IdentityResolver:
         that is not itself a trusted proxy: entries a guest forged on the left are never
         reached."""
         peer = normalise_address(peer)
-        forwarded = headers.getall(FORWARDED_FOR, [])
+        forwarded = headers.getall(FORWARDED_FOR, ())
         if not forwarded or not self.is_trusted_proxy(peer):
             return peer
         entries = [e for value in forwarded for e in value.split(",") if e.strip()]
@@ -94,6 +103,10 @@ class IdentityResolver:
         if self._secret is not None and INSTANCE_ID in headers:
             return await self._from_signature(peer, headers, cost)
         address = self.client_address(peer, headers)
+        known = await self._coherence.address(address)
+        if known is not None:
+            return Caller(known[0], known[1], address)
+        epoch = await self._coherence.epoch()
         matches = await self._store.find_instances_by_address(address)
         if cost is not None:
             cost.db_statements += 1
@@ -101,7 +114,9 @@ class IdentityResolver:
             raise InstanceNotFound(f"no instance has the address {address}")
         if len(matches) > 1:
             raise Forbidden(f"the address {address} belongs to several instances; refusing")
-        return Caller(matches[0], address)
+        uuid, generation = matches[0]
+        await self._coherence.remember(epoch, uuid, generation, address)
+        return Caller(uuid, generation, address)
 
     async def _from_signature(self, peer: str, headers: CIMultiDictProxy[str],
                               cost: RequestCost | None) -> Caller:  # fmt: skip
@@ -117,8 +132,19 @@ class IdentityResolver:
             raise BadSignature("instance id signature is missing or wrong")
         if tenant is None:
             raise BadRequest(f"{TENANT_ID} is required with {INSTANCE_ID}")
-        core = await self._loader.core(instance_id, cost)
+        address = normalise_address(peer)
+        generation = await self._coherence.generation(instance_id)
+        if generation is not None and self._verified.get(instance_id) == (
+            signature,
+            tenant,
+            generation,
+        ):
+            return Caller(instance_id, generation, address)
+        epoch = await self._coherence.epoch()
+        core = await self._loader.core(instance_id, generation, cost)
         if core is None or core.project_id != tenant:
             # A tenant mismatch looks exactly like an unknown instance, as in Nova.
             raise InstanceNotFound("no such instance")
-        return Caller(core.uuid, normalise_address(peer), core)
+        await self._coherence.remember(epoch, core.uuid, core.generation)
+        self._verified.set(core.uuid, (signature, tenant, core.generation))
+        return Caller(core.uuid, core.generation, address)

@@ -12,10 +12,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from metadata.cache import HotAnswers, SliceCache
+from metadata.coherence import Coherence, LocalCoherence, RedisCoherence
 from metadata.config import Settings
 from metadata.identity import IdentityResolver
 from metadata.loader import SliceLoader
+from metadata.prefetch import BootPlanner
 from metadata.providers import build_providers
+from metadata.stats import Statistics
 from metadata.store.engine import Database
 from metadata.store.store import Store
 
@@ -41,8 +45,13 @@ class Services:
     settings: Settings
     db: Database
     store: Store
+    cache: SliceCache
+    coherence: Coherence
     loader: SliceLoader
     identity: IdentityResolver
+    stats: Statistics
+    hot: HotAnswers
+    planner: BootPlanner
     admin_tokens: Mapping[str, str]
 
     async def readiness_problems(self) -> list[str]:
@@ -50,7 +59,12 @@ class Services:
         try:
             await self.db.ping()
         except Exception as exc:
-            problems.append(f"database: {exc}")
+            problems.append(f"database: {type(exc).__name__}: {exc}")
+        if self.cache.shared is not None:
+            try:
+                await self.cache.shared.client.ping()
+            except Exception as exc:
+                problems.append(f"cache: {type(exc).__name__}: {exc}")
         return problems
 
     @classmethod
@@ -58,17 +72,30 @@ class Services:
     async def open(cls, settings: Settings, *, migrate: bool = True
                    ) -> AsyncIterator[Services]:  # fmt: skip
         db = Database(settings.database_url)
+        cache = SliceCache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries)
+        coherence: Coherence = (
+            RedisCoherence(cache.shared.client, settings.cache_ttl, settings.cache_max_entries)
+            if cache.shared is not None
+            else LocalCoherence(settings.cache_max_entries)
+        )
         try:
             store = Store(db)
             if migrate:
                 await store.migrate()
-            loader = SliceLoader(build_providers(db))
+            store.add_write_listener(coherence.written)
+            loader = SliceLoader(db, build_providers(db), cache)
             identity = IdentityResolver(
-                store, loader, shared_secret=settings.proxy_shared_secret,
+                store, loader, coherence, shared_secret=settings.proxy_shared_secret,
                 trusted_proxies=settings.trusted_proxies,
+                max_remembered=settings.cache_max_entries,
             )  # fmt: skip
-            yield cls(settings, db, store, loader, identity, admin_tokens(settings))
+            yield cls(
+                settings, db, store, cache, coherence, loader, identity, Statistics(),
+                HotAnswers(settings.cache_max_entries), BootPlanner(), admin_tokens(settings),
+            )  # fmt: skip
         finally:
+            await coherence.close()
+            await cache.close()
             await db.dispose()
 
 

@@ -31,4 +31,5 @@ async def test_any_backend_round_trip(
         assert stored.network == doc.network
         assert stored.keys == doc.keys
         assert stored.user_data == doc.user_data
-        assert await services.store.find_instances_by_address("10.0.0.4") == [doc.core.uuid]
+        [(uuid, _generation)] = await services.store.find_instances_by_address("10.0.0.4")
+        assert uuid == doc.core.uuid

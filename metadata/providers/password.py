@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any
 
-from metadata.providers.base import Provider
+from sqlalchemy import ColumnElement, RowMapping, select
+
+from metadata.providers.base import INSTANCE_UUID, Provider
 from metadata.records import Password, Slice
-from metadata.store import reads
+from metadata.store import schema as t
+
+pw = t.passwords
 
 
 class PasswordProvider(Provider):
     slice = Slice.PASSWORD
 
-    async def read(self, conn: AsyncConnection, uuid: str) -> Password:
-        return await reads.load_password(conn, uuid)
+    def columns(self) -> list[ColumnElement[Any]]:
+        value = select(pw.c.value).where(pw.c.instance_uuid == INSTANCE_UUID)
+        return [value.scalar_subquery().label("password")]
+
+    def decode(self, row: RowMapping) -> Password:
+        return Password(row["password"] or "")

@@ -172,15 +172,18 @@ async def load_password(conn: AsyncConnection, uuid: str) -> Password:
     return Password(result.scalar() or "")
 
 
-async def find_instances_by_address(conn: AsyncConnection, address: str) -> list[str]:
-    """Instances with this fixed IP; two are fetched so that ambiguity can be refused."""
+async def find_instances_by_address(conn: AsyncConnection, address: str) -> list[tuple[str, int]]:
+    """(uuid, generation) of the instances with this fixed IP: one indexed probe. Two are
+    fetched so that ambiguity can be refused."""
+    i, f = t.instances, t.fixed_ips
     result = await conn.execute(
-        select(t.fixed_ips.c.instance_uuid)
-        .where(t.fixed_ips.c.address == address)
+        select(i.c.uuid, i.c.generation)
+        .select_from(f.join(i, i.c.uuid == f.c.instance_uuid))
+        .where(f.c.address == address)
         .distinct()
         .limit(2)
     )
-    return list(result.scalars().all())
+    return [(uuid, generation) for uuid, generation in result.all()]
 
 
 async def list_instance_uuids(conn: AsyncConnection, limit: int, marker: str | None) -> list[str]:

@@ -7,8 +7,9 @@ write through `add_write_listener`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
+from metadata.coherence import WriteEvent
 from metadata.errors import InstanceNotFound
 from metadata.records import InstanceDocument, Password, UserData
 from metadata.store import reads, writes
@@ -17,8 +18,8 @@ from metadata.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
 
-# Called with the instance uuid and its new generation (None: the instance was deleted).
-WriteListener = Callable[[str, int | None], Awaitable[None]]
+# Told of every committed write (the cache and the coherence maps listen).
+WriteListener = Callable[[WriteEvent], Awaitable[None]]
 
 
 class Store:
@@ -29,16 +30,18 @@ class Store:
     def add_write_listener(self, listener: WriteListener) -> None:
         self._listeners.append(listener)
 
-    async def _written(self, uuid: str, generation: int | None) -> None:
+    async def _written(self, uuid: str, generation: int | None,
+                       addresses: Iterable[str] = ()) -> None:  # fmt: skip
+        event = WriteEvent(uuid, generation, frozenset(addresses))
         for listener in self._listeners:
-            await listener(uuid, generation)
+            await listener(event)
 
     async def migrate(self) -> None:
         await upgrade(self.db.writer)
 
     # -- reads: one statement each ------------------------------------------------------
 
-    async def find_instances_by_address(self, address: str) -> list[str]:
+    async def find_instances_by_address(self, address: str) -> list[tuple[str, int]]:
         async with self.db.read() as conn:
             return await reads.find_instances_by_address(conn, address)
 
@@ -85,14 +88,14 @@ class Store:
 
     async def put_document(self, doc: InstanceDocument) -> bool:
         async with self.db.transaction() as conn:
-            created, generation = await writes.put_instance(conn, doc)
-        await self._written(doc.core.uuid, generation)
+            created, generation, addresses = await writes.put_instance(conn, doc)
+        await self._written(doc.core.uuid, generation, addresses)
         return created
 
     async def delete_instance(self, uuid: str) -> None:
         async with self.db.transaction() as conn:
-            await writes.delete_instance(conn, uuid)
-        await self._written(uuid, None)
+            addresses = await writes.delete_instance(conn, uuid)
+        await self._written(uuid, None, addresses)
 
     async def set_user_data(self, uuid: str, data: bytes | None) -> None:
         async with self.db.transaction() as conn:

@@ -109,11 +109,21 @@ async def bump_generation(conn: AsyncConnection, uuid: str) -> int:
     return generation
 
 
-async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bool, int]:
-    """Create or replace; returns (created, generation). Password survives a replace:
-    the guest set it, not the operator."""
+async def fixed_addresses(conn: AsyncConnection, uuid: str) -> set[str]:
+    result = await conn.execute(
+        select(t.fixed_ips.c.address).where(t.fixed_ips.c.instance_uuid == uuid)
+    )
+    return set(result.scalars().all())
+
+
+async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bool, int, set[str]]:
+    """Create or replace; returns (created, generation, addresses before and after). The
+    password survives a replace: the guest set it, not the operator."""
     uuid = doc.core.uuid
     previous = await lock_generation(conn, uuid)
+    addresses = {ip.address for port in doc.network.ports for ip in port.fixed_ips}
+    if previous is not None:
+        addresses |= await fixed_addresses(conn, uuid)
     generation = next_generation(previous)
     row = instance_row(doc, generation)
     now = _now()
@@ -132,15 +142,18 @@ async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bo
         await conn.execute(delete(t.user_data).where(t.user_data.c.instance_uuid == uuid))
         if doc.user_data.data is not None:
             await conn.execute(insert(t.user_data).values(user_data_row(uuid, doc.user_data.data)))
-    return previous is None, generation
+    return previous is None, generation, addresses
 
 
-async def delete_instance(conn: AsyncConnection, uuid: str) -> None:
+async def delete_instance(conn: AsyncConnection, uuid: str) -> set[str]:
+    """Delete; returns the addresses the instance had."""
     if await lock_generation(conn, uuid) is None:
         raise InstanceNotFound(f"no instance {uuid}")
+    addresses = await fixed_addresses(conn, uuid)
     for table in t.CHILD_TABLES:
         await conn.execute(delete(table).where(table.c.instance_uuid == uuid))
     await conn.execute(delete(t.instances).where(t.instances.c.uuid == uuid))
+    return addresses
 
 
 async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None) -> int:

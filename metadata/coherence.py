@@ -1,0 +1,247 @@
+"""Who owns an address and which generation an instance is at: the facts every replica must
+agree on for a cached answer to be exact.
+
+- `LocalCoherence` (memory://): one process sees every write, so its own maps are the truth.
+- `RedisCoherence` (redis://): the maps live in Redis. A warm request asks once per request
+  (one MGET of the address owner and the generation); a write bumps the generation and
+  drops the addresses it touched after its commit, so the very next request on any replica
+  sees it.
+
+Both guard against the classic cache race (a reader fetches old rows, a write commits and
+invalidates, then the reader stores what it fetched): a reader remembers what it read only
+if no write happened since it started (the write epoch is unchanged).
+
+When Redis fails, `RedisCoherence` answers "unknown" and the caller asks the database (one
+statement a request): slower, never stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from metadata.lru import LRU
+
+log = logging.getLogger(__name__)
+RETRY_AFTER = 5.0
+EVENTS_CHANNEL = "md:events"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteEvent:
+    """A committed write: the instance, its new generation (None: deleted), and every
+    fixed address it had before or has after the write."""
+
+    uuid: str
+    generation: int | None
+    addresses: frozenset[str] = frozenset()
+
+
+class Coherence:
+    async def address(self, ip: str) -> tuple[str, int] | None:
+        """The owner of an address and its generation, if known without the database."""
+        raise NotImplementedError
+
+    async def generation(self, uuid: str) -> int | None:
+        raise NotImplementedError
+
+    async def epoch(self) -> int:
+        """Taken before a database read; `remember` stores nothing if a write came since."""
+        raise NotImplementedError
+
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
+                       ) -> None:  # fmt: skip
+        raise NotImplementedError
+
+    async def written(self, event: WriteEvent) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalCoherence(Coherence):
+    def __init__(self, max_entries: int) -> None:
+        self._owners: LRU[str, str] = LRU(max_entries)
+        self._generations: LRU[str, int] = LRU(max_entries)
+        self._epoch = 0
+
+    async def address(self, ip: str) -> tuple[str, int] | None:
+        uuid = self._owners.get(ip)
+        if uuid is None:
+            return None
+        generation = self._generations.get(uuid)
+        return None if generation is None else (uuid, generation)
+
+    async def generation(self, uuid: str) -> int | None:
+        return self._generations.get(uuid)
+
+    async def epoch(self) -> int:
+        return self._epoch
+
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
+                       ) -> None:  # fmt: skip
+        if epoch != self._epoch:
+            return
+        self._generations.set(uuid, generation)
+        if ip is not None:
+            self._owners.set(ip, uuid)
+
+    async def written(self, event: WriteEvent) -> None:
+        self._epoch += 1
+        for ip in event.addresses:
+            self._owners.pop(ip)
+        if event.generation is None:
+            self._generations.pop(event.uuid)
+        else:
+            self._generations.set(event.uuid, event.generation)
+
+
+# Store a generation only if newer than the one Redis has, and only if no write came since
+# the reader took its epoch.  KEYS: epoch, generation[, address]  ARGV: epoch, gen, uuid, ttl
+REMEMBER = """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+end
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) end
+return 1
+"""
+# After a commit: a new epoch, the new generation (never lowered by a late writer; deleted
+# when the instance is), the touched addresses forgotten, and the news published for
+# waiters.  KEYS: epoch, generation, addresses...  ARGV: gen or '', ttl, uuid
+WRITTEN = """
+redis.call('INCR', KEYS[1])
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[2])
+elseif tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('PUBLISH', '""" + EVENTS_CHANNEL + """', ARGV[3] .. ' ' .. ARGV[1])
+return 1
+"""  # fmt: skip
+
+
+class RedisCoherence(Coherence):
+    def __init__(self, client: Any, ttl: int, max_entries: int) -> None:
+        self._redis = client
+        self._ttl = max(ttl, 1)
+        self._guesses: LRU[str, str] = LRU(max_entries)  # ip -> uuid seen last time
+        self._down_until = 0.0
+        self._remember = client.register_script(REMEMBER)
+        self._written = client.register_script(WRITTEN)
+        # Writes whose news could not reach Redis, retried until they do (bounded).
+        self._pending: dict[str, WriteEvent] = {}
+        self._retry_task: asyncio.Task[None] | None = None
+
+    def _usable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._usable():
+            log.warning(
+                "Redis unavailable for coherence (%s: %s); reading generations from "
+                "the database for %.0f s",
+                type(exc).__name__,
+                exc,
+                RETRY_AFTER,
+            )
+        self._down_until = time.monotonic() + RETRY_AFTER
+
+    async def address(self, ip: str) -> tuple[str, int] | None:
+        if not self._usable():
+            return None
+        try:
+            guess = self._guesses.get(ip)
+            if guess is not None:
+                owner, generation = await self._redis.mget(f"md:a:{ip}", f"md:g:{guess}")
+                if owner is not None and owner.decode() == guess and generation is not None:
+                    return guess, int(generation)
+            else:
+                owner = await self._redis.get(f"md:a:{ip}")
+            if owner is None:
+                return None
+            uuid = owner.decode()
+            generation = await self._redis.get(f"md:g:{uuid}")
+            if generation is None:
+                return None
+            self._guesses.set(ip, uuid)
+            return uuid, int(generation)
+        except Exception as exc:
+            self._failed(exc)
+            return None
+
+    async def generation(self, uuid: str) -> int | None:
+        if not self._usable():
+            return None
+        try:
+            value = await self._redis.get(f"md:g:{uuid}")
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        return None if value is None else int(value)
+
+    async def epoch(self) -> int:
+        if not self._usable():
+            return -1
+        try:
+            return int(await self._redis.get("md:epoch") or 0)
+        except Exception as exc:
+            self._failed(exc)
+            return -1
+
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
+                       ) -> None:  # fmt: skip
+        if epoch < 0 or not self._usable():
+            return
+        keys = ["md:epoch", f"md:g:{uuid}"] + ([f"md:a:{ip}"] if ip else [])
+        try:
+            await self._remember(keys=keys, args=[epoch, generation, uuid, self._ttl])
+            if ip is not None:
+                self._guesses.set(ip, uuid)
+        except Exception as exc:
+            self._failed(exc)
+
+    async def written(self, event: WriteEvent) -> None:
+        for ip in event.addresses:
+            self._guesses.pop(ip)
+        try:
+            await self._publish(event)
+        except Exception as exc:
+            self._failed(exc)
+            self._queue(event)
+
+    async def _publish(self, event: WriteEvent) -> None:
+        keys = ["md:epoch", f"md:g:{event.uuid}", *(f"md:a:{ip}" for ip in event.addresses)]
+        generation = "" if event.generation is None else str(event.generation)
+        await self._written(keys=keys, args=[generation, self._ttl, event.uuid])
+
+    def _queue(self, event: WriteEvent) -> None:
+        previous = self._pending.get(event.uuid)
+        addresses = event.addresses | (previous.addresses if previous else frozenset())
+        if len(self._pending) < 100_000:
+            self._pending[event.uuid] = WriteEvent(event.uuid, event.generation, addresses)
+        if self._retry_task is None or self._retry_task.done():
+            self._retry_task = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _retry(self) -> None:
+        while self._pending:
+            await asyncio.sleep(1.0)
+            for uuid, event in list(self._pending.items()):
+                try:
+                    await self._publish(event)
+                except Exception:
+                    break
+                if self._pending.get(uuid) is event:
+                    del self._pending[uuid]
+
+    async def close(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry_task

@@ -1,0 +1,71 @@
+"""Statistics-driven prefetch: learn which slices a guest asks for together at boot.
+
+A session starts when an instance is read cold (nothing of it cached at its generation)
+and lasts a short window; every slice asked for in that window is counted against the path
+that opened it. When a later instance is read cold through the same path, the slices that
+most sessions opened by that path went on to need are loaded in the same statement. For
+cloud-init's OpenStack boot, `meta_data.json` learns to bring user data, vendor data and
+network along; for the EC2 crawl, `instance-id` learns the keys and network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from metadata.lru import LRU
+from metadata.records import Slice
+from metadata.stats import StatsKey
+
+WINDOW_SECONDS = 5.0
+MIN_SESSIONS = 3
+SHARE = 0.5
+
+
+@dataclass(slots=True)
+class _Session:
+    started: float
+    opened_by: StatsKey
+    slices: set[Slice] = field(default_factory=set)
+
+
+class BootPlanner:
+    def __init__(self, max_sessions: int = 10_000, *, window: float = WINDOW_SECONDS,
+                 min_sessions: int = MIN_SESSIONS, share: float = SHARE) -> None:  # fmt: skip
+        self._sessions: LRU[str, _Session] = LRU(max_sessions)
+        # keyed by path templates: bounded by the tree
+        self._opened: Counter[StatsKey] = Counter()
+        self._together: dict[StatsKey, Counter[Slice]] = {}
+        self.window = window
+        self.min_sessions = min_sessions
+        self.share = share
+
+    def plan(self, key: StatsKey) -> frozenset[Slice]:
+        """The slices worth loading with a cold read through this path."""
+        opened = self._opened[key]
+        if opened < self.min_sessions:
+            return frozenset()
+        together = self._together.get(key, Counter())
+        return frozenset(s for s, n in together.items() if n >= self.share * opened)
+
+    def observe(self, uuid: str, key: StatsKey, slices: Iterable[Slice], *, cold: bool,
+                now: float | None = None) -> None:  # fmt: skip
+        now = time.monotonic() if now is None else now
+        session = self._sessions.get(uuid)
+        if session is None or now - session.started > self.window:
+            if not cold:
+                return
+            session = _Session(now, key)
+            self._sessions.set(uuid, session)
+            self._opened[key] += 1
+        new = set(slices) - session.slices
+        if new:
+            session.slices |= new
+            counter = self._together.setdefault(session.opened_by, Counter())
+            counter.update(new)
+
+    def learned(self) -> dict[str, list[str]]:
+        return {f"{path} {version}".strip(): sorted(s.value for s in self.plan((path, version)))
+                for path, version in self._opened}  # fmt: skip
