@@ -1,0 +1,1 @@
+"""Real metadata clients (cloud-init, botocore) reading a running server over loopback."""
