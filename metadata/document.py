@@ -397,8 +397,11 @@ def document_to_json(doc: InstanceDocument) -> dict[str, Any]:
         out["devices"] = [dict(d) for d in core.devices]
     if core.dedicated_cpus:
         out["dedicated_cpus"] = list(core.dedicated_cpus)
-    if doc.user_data is not None and doc.user_data.data is not None:
-        out["user_data"] = base64.b64encode(doc.user_data.data).decode()
+    if doc.user_data is not None:
+        # null, not absent, for "no user data": an exported document restored over an
+        # instance that has gained user data since must remove it (absent leaves it alone).
+        data = doc.user_data.data
+        out["user_data"] = None if data is None else base64.b64encode(data).decode()
     return out
 
 
