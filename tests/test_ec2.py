@@ -19,7 +19,8 @@ async def value(guest: Any, path: str, n: int = N) -> str | None:
         return None
     assert response.status == 200, (path, response.status)
     assert response.headers["Content-Type"] == "text/plain"
-    return await response.text()
+    text: str = await response.text()
+    return text
 
 
 async def listing(guest: Any, path: str, n: int = N) -> list[str]:

@@ -54,7 +54,8 @@ def listed_name(doc: dict[str, Any], parent: str, segment: str, is_directory: bo
 async def get_listing(guest: Any, path: str, headers: dict[str, str]) -> list[str]:
     response = await guest.get(path, headers=headers)
     assert response.status == 200, (path, response.status)
-    return (await response.text()).split("\n")
+    text: str = await response.text()
+    return text.split("\n")
 
 
 @pytest.mark.parametrize(
