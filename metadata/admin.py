@@ -15,6 +15,7 @@ from aiohttp import web
 from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
 from metadata.http_errors import error_middleware
+from metadata.metrics import add_stats_routes
 from metadata.services import SERVICES, Services
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
@@ -156,6 +157,7 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/v1/instances/{uuid}/user-data", put_user_data)
     r.add_get("/v1/instances/{uuid}/user-data", get_user_data)
     r.add_delete("/v1/instances/{uuid}/user-data", delete_user_data)
+    add_stats_routes(app)
 
 
 def build_admin_app(services: Services) -> web.Application:

@@ -20,6 +20,7 @@ from metadata.loader import SliceLoader
 from metadata.prefetch import BootPlanner
 from metadata.providers import build_providers
 from metadata.stats import Statistics
+from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
 from metadata.store.store import Store
 
@@ -53,6 +54,7 @@ class Services:
     hot: HotAnswers
     planner: BootPlanner
     admin_tokens: Mapping[str, str]
+    stats_sink: RedisStatsSink | None = None
 
     async def readiness_problems(self) -> list[str]:
         problems = []
@@ -78,6 +80,7 @@ class Services:
             if cache.shared is not None
             else LocalCoherence(settings.cache_max_entries)
         )
+        sink: RedisStatsSink | None = None
         try:
             store = Store(db)
             if migrate:
@@ -89,11 +92,18 @@ class Services:
                 trusted_proxies=settings.trusted_proxies,
                 max_remembered=settings.cache_max_entries,
             )  # fmt: skip
+            stats = Statistics()
+            if cache.shared is not None:
+                sink = RedisStatsSink(cache.shared.client, stats)
+                sink.start()
             yield cls(
-                settings, db, store, cache, coherence, loader, identity, Statistics(),
+                settings, db, store, cache, coherence, loader, identity, stats,
                 HotAnswers(settings.cache_max_entries), BootPlanner(), admin_tokens(settings),
+                sink,
             )  # fmt: skip
         finally:
+            if sink is not None:
+                await sink.close()
             await coherence.close()
             await cache.close()
             await db.dispose()

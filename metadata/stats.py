@@ -31,11 +31,13 @@ class PathStats:
     db_statements: int = 0
     bytes: int = 0
     errors: int = 0
+    seconds_sum: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
 
     def add(self, other: PathStats) -> None:
         for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds_sum += other.seconds_sum
         for i, count in enumerate(other.buckets):
             self.buckets[i] += count
 
@@ -87,6 +89,7 @@ class Statistics:
             stats.db_statements += statements
             stats.bytes += nbytes
             stats.errors += error
+            stats.seconds_sum += seconds
             stats.buckets[bucket] += 1
 
     def take_pending(self) -> dict[StatsKey, PathStats]:

@@ -1,0 +1,92 @@
+"""Operator views of the statistics: `GET /v1/stats/paths` (JSON, hottest first) and
+`GET /metrics` (Prometheus text), both on the admin listener.
+
+The Prometheus collector reads the statistics table when scraped: recording a request
+touches no prometheus_client object (their per-call locks would cost the warm path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from metadata.services import SERVICES, Services
+from metadata.stats import BUCKETS_S, PathStats, StatsKey
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+
+
+async def stats_table(services: Services) -> dict[StatsKey, PathStats]:
+    if services.stats_sink is not None:
+        try:
+            return await services.stats_sink.cluster_table()
+        except Exception:
+            pass  # Redis down: this replica's own figures are better than none
+    return services.stats.table
+
+
+class StatsCollector(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.table: dict[StatsKey, PathStats] = {}
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["path", "version"]
+        families = {
+            name: CounterMetricFamily(f"metadata_guest_{name}", help_text, labels=labels)
+            for name, help_text in (
+                ("requests", "Guest requests by path template"),
+                ("cache_hits", "Requests answered without a database statement"),
+                ("cache_misses", "Requests that needed the database"),
+                ("db_statements", "SQL statements sent for guest requests"),
+                ("response_bytes", "Bytes of guest response bodies"),
+                ("errors", "Guest requests answered with an error"),
+            )
+        }
+        latency = HistogramMetricFamily("metadata_guest_request_duration_seconds",
+                                        "Guest request latency", labels=labels)  # fmt: skip
+        for (path, version), stats in self.table.items():
+            values = (stats.hits, stats.cache_hits, stats.cache_misses, stats.db_statements,
+                      stats.bytes, stats.errors)  # fmt: skip
+            for family, value in zip(families.values(), values, strict=True):
+                family.add_metric([path, version], value)
+            cumulative, buckets = 0, []
+            for bound, count in zip(BUCKETS_S, stats.buckets, strict=False):
+                cumulative += count
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", sum(stats.buckets)))
+            latency.add_metric([path, version], buckets, stats.seconds_sum)
+        yield from families.values()
+        yield latency
+        cached = GaugeMetricFamily("metadata_cache_entries", "Entries held in process",
+                                   labels=["tier"])  # fmt: skip
+        cached.add_metric(["answers"], len(self.services.hot))
+        cached.add_metric(["slices"], len(self.services.cache.local))
+        yield cached
+
+
+async def get_stats_paths(request: web.Request) -> web.Response:
+    from metadata.admin import json_response
+
+    services = request.app[SERVICES]
+    table = await stats_table(services)
+    return json_response({"paths": services.stats.snapshot(table)})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    collector = StatsCollector(services)
+    collector.table = await stats_table(services)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": PROMETHEUS_TEXT})
+
+
+def add_stats_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/stats/paths", get_stats_paths)
+    app.router.add_get("/metrics", get_metrics)
