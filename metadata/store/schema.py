@@ -6,6 +6,8 @@ along. Child rows carry the instance uuid so that a slice is one indexed range r
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata_obj = MetaData(
     naming_convention={
@@ -35,6 +39,30 @@ TEXT_LEN = 255
 # MySQL's BLOB stops at 65535 bytes, one short of the 64 KiB user-data default.
 Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+# MySQL's and MariaDB's default collations are case- and trailing-space-insensitive: "Role",
+# "role" and "role " would collide in the primary key though they are three metadata items
+# everywhere else. Binary NO PAD collations compare them byte for byte (migration 0002).
+class MetadataKey(TypeDecorator[str]):
+    """VARCHAR(255), with a binary NO PAD collation on MySQL and MariaDB (migration 0002)."""
+
+    impl = String(TEXT_LEN)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(
+                mysql.VARCHAR(
+                    TEXT_LEN, charset="utf8mb4", collation=metadata_key_collation(dialect)
+                )
+            )
+        return dialect.type_descriptor(String(TEXT_LEN))
+
+
+def metadata_key_collation(dialect: Dialect) -> str:
+    # MySQL/aiomysql URLs keep the name "mysql" on MariaDB: ask the detected server instead.
+    return "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
 
 
 def _instance_fk() -> Column[str]:
@@ -76,7 +104,7 @@ metadata_items = Table(
     "metadata_items",
     metadata_obj,
     _instance_fk(),
-    Column("key", String(TEXT_LEN), primary_key=True),
+    Column("key", MetadataKey(), primary_key=True),
     Column("value", String(TEXT_LEN), nullable=False),
 )
 
