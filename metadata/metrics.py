@@ -7,6 +7,7 @@ touches no prometheus_client object (their per-call locks would cost the warm pa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 from metadata.services import SERVICES, Services
 from metadata.stats import BUCKETS_S, PathStats, StatsKey
 
+log = logging.getLogger(__name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
@@ -25,8 +27,9 @@ async def stats_table(services: Services) -> dict[StatsKey, PathStats]:
     if services.stats_sink is not None:
         try:
             return await services.stats_sink.cluster_table()
-        except Exception:
-            pass  # Redis down: this replica's own figures are better than none
+        except Exception as exc:
+            # Redis down: this replica's own figures are better than none.
+            log.warning("cluster statistics unavailable (%s); showing this replica's", exc)
     return services.stats.table
 
 

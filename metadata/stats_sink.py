@@ -16,6 +16,7 @@ from metadata.stats import COUNTERS, PathStats, Statistics, StatsKey
 log = logging.getLogger(__name__)
 HASH = "md:stats"
 SEP = "\t"
+BUCKET = "bucket:"  # field names of histogram buckets: bucket:0, bucket:1, ...
 
 
 def _field(key: StatsKey, name: str) -> str:
@@ -52,7 +53,7 @@ class RedisStatsSink:
                     pipe.hincrbyfloat(HASH, _field(key, "seconds_sum"), stats.seconds_sum)
                     for i, count in enumerate(stats.buckets):
                         if count:
-                            pipe.hincrby(HASH, _field(key, f"b{i}"), count)
+                            pipe.hincrby(HASH, _field(key, f"{BUCKET}{i}"), count)
                 await pipe.execute()
         except Exception as exc:
             # Keep the counts for the next try rather than lose them.
@@ -68,8 +69,8 @@ class RedisStatsSink:
         for field, value in raw.items():
             path, version, name = field.decode().split(SEP)
             stats = table.setdefault((path, version), PathStats())
-            if name.startswith("b"):
-                stats.buckets[int(name[1:])] += int(value)
+            if name.startswith(BUCKET):
+                stats.buckets[int(name[len(BUCKET) :])] += int(value)
             elif name == "seconds_sum":
                 stats.seconds_sum += float(value)
             else:

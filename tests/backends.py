@@ -100,3 +100,13 @@ def require_redis() -> str:
     if not port_open(REDIS_HOST, REDIS_PORT):
         unavailable(f"Redis is not answering on {REDIS_HOST}:{REDIS_PORT}")
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+def flush_redis(db: int) -> None:
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
