@@ -56,7 +56,9 @@ async def serve(settings: Settings) -> None:
                                            shutdown_timeout=LEFTOVER_TIMEOUT)  # fmt: skip
                     await runner.setup()
                     runners.append(runner)
-                    await web.TCPSite(runner, where.host, where.port).start()
+                    # several workers (metadata/workers.py) share each port
+                    await web.TCPSite(runner, where.host, where.port,
+                                      reuse_port=settings.workers > 1).start()  # fmt: skip
                     log.info("listening on %s", where)
                 await stop.wait()
                 log.info("stopping: no new connections, %gs for in-flight requests",

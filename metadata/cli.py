@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     handlers: dict[str, Callable[[], Any]] = {
-        "serve": lambda: _run(_serve(settings)),
+        "serve": lambda: _serve_workers(settings) if settings.workers > 1
+        else _run(_serve(settings)),
         "db": lambda: _run(_db_upgrade(settings)),
         "instances": lambda: _instances(args, settings),
         "config": lambda: print(orjson.dumps(settings.masked(),
@@ -105,6 +106,12 @@ async def _serve(settings: Settings) -> None:
     from metadata.app import serve
 
     await serve(settings)
+
+
+def _serve_workers(settings: Settings) -> int:
+    from metadata import workers
+
+    return workers.run(settings)
 
 
 def _instances(args: argparse.Namespace, settings: Settings) -> int:

@@ -65,6 +65,9 @@ class Settings:
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish after SIGTERM before they are cut off.
     shutdown_grace: float = 10.0
+    # Serving processes, each with its own event loop, sharing the ports (SO_REUSEPORT).
+    # Each has its own memory:// cache: several workers want cache_url=redis://.
+    workers: int = 1
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with every secret replaced, for `metadata config show`."""
@@ -264,6 +267,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "vendor_data": parse_json_object,
     "log_level": parse_log_level,
     "shutdown_grace": parse_seconds,
+    "workers": parse_positive_int,
 }
 # Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token
 # all set admin_tokens.
