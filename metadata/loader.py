@@ -39,9 +39,23 @@ class SliceLoader:
         self._providers = providers
         self.cache = cache
 
-    async def fetch(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None
+    async def fetch(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None,
+                    known: Mapping[Slice, Any] | None = None,
                     ) -> tuple[dict[Slice, Any], int]:  # fmt: skip
-        """The slices from the database in one statement, with the instance's generation."""
+        """The slices from the database in one statement, with the instance's generation;
+        derived slices are then computed from the slices they require."""
+        derived = [self._providers[n] for n in names if not self._providers[n].is_sql]
+        sql = {n for n in names if self._providers[n].is_sql}
+        for provider in derived:
+            sql |= provider.requires - (known or {}).keys()
+        loaded, generation = await self._fetch_sql(uuid, frozenset(sql), cost)
+        for provider in derived:
+            inputs = {**(known or {}), **loaded}
+            loaded[provider.slice] = await provider.derive(uuid, inputs)
+        return loaded, generation
+
+    async def _fetch_sql(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None
+                         ) -> tuple[dict[Slice, Any], int]:  # fmt: skip
         providers = [self._providers[n] for n in names]
         columns: list[ColumnElement[Any]] = [GENERATION]
         for provider in providers:
@@ -69,7 +83,7 @@ class SliceLoader:
         if not found and cost is not None:
             cost.cold = True
         wanted = missing | (prefetch - found.keys()) if not found else missing
-        loaded, actual = await self.fetch(uuid, frozenset(wanted), cost)
+        loaded, actual = await self.fetch(uuid, frozenset(wanted), cost, found)
         if actual != generation and found:
             # Cached slices are of an older generation than the rows just read: re-read
             # all, so that an answer never mixes two generations.

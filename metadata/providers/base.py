@@ -7,6 +7,7 @@ their providers for their columns and sends them together as one statement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -28,6 +29,10 @@ def json_value(value: Any) -> Any:
 
 class Provider:
     slice: ClassVar[Slice]
+    # False for a slice that is not read from SQL but derived from other slices (dynamic
+    # vendor data, from external services): the loader calls `derive` with `requires`.
+    is_sql: ClassVar[bool] = True
+    requires: ClassVar[frozenset[Slice]] = frozenset()
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -38,6 +43,10 @@ class Provider:
 
     def decode(self, row: RowMapping) -> Any:
         """The slice from a row holding this provider's columns."""
+        raise NotImplementedError
+
+    async def derive(self, uuid: str, inputs: Mapping[Slice, Any]) -> Any:
+        """A non-SQL slice from the slices it requires (never called for SQL slices)."""
         raise NotImplementedError
 
     async def load(self, uuid: str) -> Any:
