@@ -1,14 +1,17 @@
 """Bulk import and export of instance documents (JSON array or JSON lines).
 
-Import validates every document first, then writes batches with one multi-row INSERT per
-table per batch, each batch one transaction; a bad document stops the import before its
-batch is written and names its line.
+Import validates every document of the file first (a bad one names its number and field,
+and nothing is written), then writes batches with one multi-row INSERT per table per batch,
+each batch one transaction. Only a database failure midway can leave the earlier batches
+written; re-running the import is safe, as each document replaces its instance.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
@@ -111,37 +114,85 @@ def time_now() -> Any:
     return datetime.now(UTC)
 
 
+def _open(path: str) -> IO[bytes]:
+    """The file; standard input is spooled to a temporary file so it can be read twice."""
+    if path != "-":
+        return open(path, "rb")
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    shutil.copyfileobj(sys.stdin.buffer, spool)
+    spool.seek(0)
+    return spool
+
+
+def _size(handle: IO[bytes]) -> int:
+    return os.fstat(handle.fileno()).st_size
+
+
+def validate(handle: IO[bytes], user_data_max_bytes: int) -> str | None:
+    """What is wrong with the first bad document, or None: nothing is written until every
+    document of the file has passed."""
+    documents = _documents(handle)
+    while True:
+        try:
+            number, raw, _ = next(documents)
+        except StopIteration:
+            return None
+        except InvalidDocument as exc:  # not JSON: the message names the line or the file
+            return str(exc)
+        try:
+            parse_document(raw, user_data_max_bytes=user_data_max_bytes)
+        except InvalidDocument as exc:
+            return f"document {number}: {exc}"
+
+
 async def import_file(settings: Settings, path: str, batch_size: int = 1000,
                       progress: bool = True) -> int:  # fmt: skip
+    """Validate the whole file, then write it in batches; 0 on success, 1 on a bad file."""
+    if batch_size < 1:
+        print("metadata: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        handle = _open(path)
+    except OSError as exc:
+        print(f"metadata: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with handle:
+        problem = validate(handle, settings.user_data_max_bytes)
+        if problem is not None:
+            print(f"metadata: {problem}", file=sys.stderr)
+            print("nothing was imported", file=sys.stderr)
+            return 1
+        handle.seek(0)
+        count = await _write_all(settings, handle, batch_size, Progress(_size(handle), progress))
+    print(f"imported {count} instances", file=sys.stderr)
+    return 0
+
+
+async def _write_all(settings: Settings, handle: IO[bytes], batch_size: int,
+                     bar: Progress) -> int:  # fmt: skip
     db = Database(settings.database_url)
     try:
         await upgrade(db.writer)
-        handle: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: ASYNC230, SIM115
-        total = None if path == "-" else os.stat(path).st_size
-        bar = Progress(total, progress)
-        count = 0
+        count = consumed = 0
         batch: dict[str, InstanceDocument] = {}
-        consumed = 0
-        with handle:
-            for number, raw, consumed in _documents(handle):
-                try:
-                    doc = parse_document(raw, user_data_max_bytes=settings.user_data_max_bytes)
-                except InvalidDocument as exc:
-                    print(f"\nmetadata: document {number}: {exc}", file=sys.stderr)
-                    print(f"imported {count} instances before it", file=sys.stderr)
-                    return 1
-                batch[doc.core.uuid] = doc  # a later duplicate wins, as a second PUT would
-                if len(batch) >= batch_size:
-                    await write_batch(db, list(batch.values()))
-                    count += len(batch)
-                    batch.clear()
-                    bar.update(consumed, count)
-            if batch:
+        for _, raw, consumed in _documents(handle):
+            doc = parse_document(raw, user_data_max_bytes=settings.user_data_max_bytes)
+            if doc.core.uuid in batch:
+                # A later duplicate wins, as a second PUT would: written in a later batch.
                 await write_batch(db, list(batch.values()))
                 count += len(batch)
+                batch.clear()
+            batch[doc.core.uuid] = doc
+            if len(batch) >= batch_size:
+                await write_batch(db, list(batch.values()))
+                count += len(batch)
+                batch.clear()
+                bar.update(consumed, count)
+        if batch:
+            await write_batch(db, list(batch.values()))
+            count += len(batch)
         bar.update(consumed, count, final=True)
-        print(f"imported {count} instances", file=sys.stderr)
-        return 0
+        return count
     finally:
         await db.dispose()
 
@@ -160,6 +211,7 @@ async def _pages(db: Database, size: int = 500) -> AsyncIterator[list[InstanceDo
 async def export_file(settings: Settings, output: str) -> int:
     db = Database(settings.database_url)
     try:
+        await upgrade(db.writer)  # an empty database exports nothing, not a traceback
         out: IO[bytes] = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: ASYNC230, SIM115
         with out:
             async for page in _pages(db):
