@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", "-o", default="-", help="file, or - for standard output")
     _add_settings_flags(exp, ["database_url"])
 
+    stats = commands.add_parser("stats", help="per-path statistics of a running server")
+    stats.add_argument("--admin-url", help="default: the admin listener from the settings")
+    stats.add_argument("--token", help="admin token (default: settings, or the token file)")
+    stats.add_argument("--json", action="store_true", help="print the raw JSON")
+    _add_settings_flags(stats, ["admin_listen", "admin_token_file"])
+
     config = commands.add_parser("config", help="settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print the effective settings, masked")
@@ -98,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": lambda: print(orjson.dumps(settings.masked(),
                                              option=orjson.OPT_INDENT_2).decode()),
     }  # fmt: skip
+    handlers["stats"] = lambda: _stats(args, settings)
     result = handlers[args.command]()
     return int(result or 0)
 
@@ -121,6 +128,42 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
         return int(_run(importer.import_file(settings, args.file, args.batch_size,
                                              progress=not args.quiet)))  # fmt: skip
     return int(_run(importer.export_file(settings, args.output)))
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from metadata.admin_client import AdminClient, AdminClientError
+
+    try:
+        client = AdminClient.from_settings(settings, args.admin_url, args.token)
+        status, _, body = client.request("GET", "/v1/stats/paths")
+    except AdminClientError as exc:
+        print(f"metadata: {exc}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"metadata: the admin API answered {status}: {body[:200]!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(body.decode() + "\n")
+        return 0
+    print(format_stats_table(orjson.loads(body)["paths"]))
+    return 0
+
+
+def format_stats_table(rows: list[dict[str, Any]]) -> str:
+    header = ("path", "version", "hits", "hit%", "sql", "bytes", "p50ms", "p95ms", "p99ms")
+    lines = [header]
+    for row in rows:
+        ratio = row["cache_hits"] / row["hits"] if row["hits"] else 0.0
+        lines.append((row["path"], row["version"], str(row["hits"]), f"{ratio:.1%}",
+                      str(row["db_statements"]), str(row["bytes"]),
+                      *(f"{row[k]:g}" if row[k] is not None else "-"
+                        for k in ("p50_ms", "p95_ms", "p99_ms"))))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                  for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+        for line in lines
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
