@@ -1,0 +1,248 @@
+"""SQL statements per cloud-init boot, counted by PostgreSQL itself (pg_stat_statements).
+
+    python -m loadtests.boot_statements [--instances 40] [--learn 4]
+
+Starts a private PostgreSQL cluster (Debian's binaries, a temporary directory, a free port,
+pg_stat_statements preloaded), a `metadata serve` on it, seeds instances through the admin
+API, lets the service learn the boot pattern from a few boots, resets the server's
+statement statistics, then replays cloud-init's OpenStack boot (listing, five files, the EC2
+crawl) for every other instance cold, and once more warm. It prints the statements the
+database executed per boot (pg_stat_statements `calls`, transaction framing included) next
+to the service's own count. Everything runs on loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.documents import guest_headers, sample_document
+
+# cloud-init 22.4's OpenStack datasource: the listing, its files, then the EC2 meta-data
+# crawl of its OpenStack reader (directories first, then the leaves of each level).
+BOOT = [
+    "/openstack",
+    "/openstack/2018-08-27/meta_data.json",
+    "/openstack/2018-08-27/user_data",
+    "/openstack/2018-08-27/vendor_data.json",
+    "/openstack/2018-08-27/vendor_data2.json",
+    "/openstack/2018-08-27/network_data.json",
+    "/latest/meta-data/",
+    "/latest/meta-data/block-device-mapping/",
+    "/latest/meta-data/block-device-mapping/ami",
+    "/latest/meta-data/block-device-mapping/root",
+    "/latest/meta-data/network/",
+    "/latest/meta-data/network/interfaces/",
+    "/latest/meta-data/network/interfaces/macs/",
+    "/latest/meta-data/placement/",
+    "/latest/meta-data/placement/availability-zone",
+    "/latest/meta-data/public-keys/",
+    "/latest/meta-data/public-keys/0/openssh-key",
+    "/latest/meta-data/ami-id",
+    "/latest/meta-data/ami-launch-index",
+    "/latest/meta-data/ami-manifest-path",
+    "/latest/meta-data/hostname",
+    "/latest/meta-data/instance-action",
+    "/latest/meta-data/instance-id",
+    "/latest/meta-data/instance-type",
+    "/latest/meta-data/local-hostname",
+    "/latest/meta-data/local-ipv4",
+    "/latest/meta-data/mac",
+    "/latest/meta-data/public-hostname",
+    "/latest/meta-data/public-ipv4",
+    "/latest/meta-data/reservation-id",
+    "/latest/meta-data/security-groups",
+]
+ADMIN_TOKEN = "boot-statements-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pg_binary(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        sys.exit(f"PostgreSQL's {name} is not installed (apt-get install postgresql)")
+    return found[-1]
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextlib.contextmanager
+def private_postgres(workdir: Path) -> Iterator[str]:
+    data, sockets = workdir / "pg", workdir / "sock"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(workdir, owner.pw_uid, owner.pw_gid)
+        os.chown(sockets, owner.pw_uid, owner.pw_gid)
+    subprocess.run(as_postgres([pg_binary("initdb"), "-D", str(data), "-U", "postgres",
+                                "--auth=trust", "-E", "UTF8"]),
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        as_postgres([pg_binary("postgres"), "-D", str(data), "-p", str(port),
+                     "-k", str(sockets), "-c", "listen_addresses=127.0.0.1",
+                     "-c", "shared_preload_libraries=pg_stat_statements",
+                     "-c", "pg_stat_statements.track=all", "-c", "fsync=off"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([pg_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                             capture_output=True).returncode != 0:  # fmt: skip
+            if time.monotonic() > deadline:
+                raise RuntimeError("private PostgreSQL did not start")
+            time.sleep(0.2)
+        psql(port, "CREATE DATABASE metadata")
+        psql(port, "CREATE EXTENSION pg_stat_statements", "metadata")
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/metadata"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def psql(port: int, sql: str, database: str = "postgres") -> str:
+    result = subprocess.run(
+        [shutil.which("psql") or "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+         "-d", database, "-Atc", sql],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def http(url: str, method: str = "GET", body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@contextlib.contextmanager
+def metadata_server(database_url: str, workdir: Path) -> Iterator[tuple[str, str]]:
+    guest, admin = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_")}
+    env.update(
+        {
+            "METADATA_DATABASE_URL": database_url,
+            "METADATA_ADMIN_TOKEN": ADMIN_TOKEN,
+            "METADATA_LISTEN": f"127.0.0.1:{guest}",
+            "METADATA_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+            "METADATA_TRUSTED_PROXIES": "127.0.0.0/8",
+            "METADATA_RATE_LIMIT": "off",
+        }
+    )
+    log = (workdir / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "metadata", "serve"], env=env,
+                               cwd=workdir, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http(f"http://127.0.0.1:{admin}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError((workdir / "server.log").read_text())
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{guest}", f"http://127.0.0.1:{admin}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def boot(guest: str, n: int) -> None:
+    for path in BOOT:
+        status, body = http(guest + path, headers=guest_headers(n))
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status}: {body[:200]!r}")
+
+
+def statements(port: int) -> int:
+    return int(psql(port, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                    "WHERE query NOT ILIKE '%pg_stat_statements%'", "metadata"))  # fmt: skip
+
+
+def service_statements(admin: str) -> int:
+    _, body = http(admin + "/v1/stats/paths", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return sum(row["db_statements"] for row in json.loads(body)["paths"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=40)
+    parser.add_argument("--learn", type=int, default=4, help="boots to learn the pattern from")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="boot-statements-") as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o755)
+        with private_postgres(workdir) as url, metadata_server(url, workdir) as (guest, admin):
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            for n in range(1, args.instances + 1):
+                doc = sample_document(n)
+                status, body = http(f"{admin}/v1/instances/{doc['uuid']}", "PUT",
+                                    json.dumps(doc).encode(), auth)  # fmt: skip
+                if status != 201:
+                    raise RuntimeError(body.decode())
+            for n in range(1, args.learn + 1):
+                boot(guest, n)
+            measured = range(args.learn + 1, args.instances + 1)
+            psql(port, "SELECT pg_stat_statements_reset()", "metadata")
+            own_before = service_statements(admin)
+            for n in measured:
+                boot(guest, n)
+            cold = statements(port)
+            own_cold = service_statements(admin) - own_before
+            top = psql(port, "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+                       "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat%' "
+                       "ORDER BY calls DESC LIMIT 5", "metadata")  # fmt: skip
+            psql(port, "SELECT pg_stat_statements_reset()", "metadata")
+            for n in measured:
+                boot(guest, n)
+            warm = statements(port)
+    boots = len(measured)
+    print(
+        f"cloud-init OpenStack boot: {len(BOOT)} requests; {boots} instances measured, "
+        f"after {args.learn} learning boots"
+    )
+    print(f"{'':28}{'per boot':>10}{'total':>8}")
+    print(f"{'cold, pg_stat_statements':28}{cold / boots:>10.2f}{cold:>8}")
+    print(f"{'cold, service counters':28}{own_cold / boots:>10.2f}{own_cold:>8}")
+    print(f"{'warm, pg_stat_statements':28}{warm / boots:>10.2f}{warm:>8}")
+    if top:
+        print("statements the database executed in the cold pass (calls | query):")
+        print(top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
