@@ -1,0 +1,64 @@
+"""The load-test kit works: the locustfile imports and names real clients, the seed's
+instances answer as themselves, and the benchmark harness runs end to end in a tiny bounded
+mode. Nothing here times anything: the figures belong to `python -m loadtests.bench`."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests import bench, seed
+from metadata.document import parse_document
+
+# locust monkey-patches the standard library with gevent when imported, which must happen
+# before ssl is loaded: so the locustfile is imported in a fresh interpreter.
+LOCUSTFILE_CHECK = """
+from loadtests import locustfile, seed
+from metadata.identity import sign
+users = {"CloudInitOpenStack", "CloudInitEC2", "IMDSv2Client", "UserDataWaiter", "Operator"}
+assert users <= set(vars(locustfile)), users - set(vars(locustfile))
+locustfile.IDENTITY, locustfile.SECRET = "signed", "s3cret"
+headers = locustfile.identity_headers(7)
+assert headers["X-Instance-ID"] == seed.instance_uuid(7)
+assert headers["X-Instance-ID-Signature"] == sign("s3cret", seed.instance_uuid(7))
+assert locustfile.identity_headers(7)["X-Tenant-ID"] == seed.project_id(7)
+"""
+
+
+def test_the_locustfile_has_a_user_per_real_client() -> None:
+    if importlib.util.find_spec("locust") is None:
+        pytest.skip("locust is not installed")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", LOCUSTFILE_CHECK], cwd=root,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_seeded_instances_are_valid_and_have_distinct_addresses() -> None:
+    numbers = [0, 1, 249, 250, 251, 65_535, 999_999]
+    for n in numbers:
+        parse_document(seed.document(n))
+    assert len({seed.instance_address(n) for n in range(100_000)}) == 100_000
+    assert all(not a.endswith((".0", ".255")) for a in map(seed.instance_address, numbers))
+
+
+def test_spread_picks_distinct_instances_over_the_range() -> None:
+    picked = list(bench.spread(50, 21, 1000))
+    assert len(set(picked)) == 50 and all(21 <= n < 1000 for n in picked)
+
+
+def test_the_bench_runs_in_a_tiny_bounded_mode(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:  # fmt: skip
+    code = bench.main(["--instances", "40", "--seconds", "0.5", "--max-requests", "60",
+                       "--connections", "2", "--boot-connections", "2", "--no-wrk"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for row in ("(a) warm leaf", "(b) cold boot sequence", "(c) mix"):
+        assert row in out
+    boot_row: Any = next(line for line in out.splitlines() if line.startswith("(b)"))
+    assert " - " not in boot_row.split("asyncio")[1][:40]  # statements were counted
