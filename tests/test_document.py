@@ -175,7 +175,7 @@ documents = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_random_documents_are_refused_by_name_or_round_trip(raw: dict[str, Any]) -> None:
     try:
