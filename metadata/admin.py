@@ -16,6 +16,7 @@ from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
 from metadata.http_errors import error_middleware
 from metadata.metrics import add_stats_routes
+from metadata.openapi import add_openapi_route
 from metadata.services import SERVICES, Services
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
@@ -158,6 +159,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/instances/{uuid}/user-data", get_user_data)
     r.add_delete("/v1/instances/{uuid}/user-data", delete_user_data)
     add_stats_routes(app)
+    add_openapi_route(app)
 
 
 def build_admin_app(services: Services) -> web.Application:

@@ -11,8 +11,10 @@ from aiohttp.typedefs import Handler
 
 from metadata.admin import build_admin_app
 from metadata.config import Settings
+from metadata.guard import GuestGuard
 from metadata.guest import GuestService
 from metadata.http_errors import error_middleware
+from metadata.limits import GUEST_SERVER_LIMITS, ConcurrencyGate, guest_limits_middleware
 from metadata.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,11 @@ def build_guest_app(services: Services) -> web.Application:
     guest = GuestService(
         services.store, services.loader, services.identity, services.settings.vendor_data,
         services.stats, services.hot, services.planner,
+        GuestGuard(services.settings, services.identity),
     )  # fmt: skip
-    app = web.Application(middlewares=[error_middleware(json_errors=False)],
+    gate = ConcurrencyGate(services.settings.guest_max_concurrent)
+    app = web.Application(middlewares=[error_middleware(json_errors=False),
+                                       guest_limits_middleware(gate)],
                           client_max_size=GUEST_MAX_BODY)  # fmt: skip
     app[SERVICES] = services
     app[GUEST] = guest
@@ -47,13 +52,13 @@ async def serve(settings: Settings) -> None:
             drain = Drain()
             runners: list[web.AppRunner] = []
             try:
-                for app, where in (
-                    (build_guest_app(services), settings.listen),
-                    (build_admin_app(services), settings.admin_listen),
+                for app, where, limits in (
+                    (build_guest_app(services), settings.listen, GUEST_SERVER_LIMITS),
+                    (build_admin_app(services), settings.admin_listen, {}),
                 ):
                     drain.track(app)
                     runner = web.AppRunner(app, access_log=None,
-                                           shutdown_timeout=LEFTOVER_TIMEOUT)  # fmt: skip
+                                           shutdown_timeout=LEFTOVER_TIMEOUT, **limits)  # fmt: skip
                     await runner.setup()
                     runners.append(runner)
                     # several workers (metadata/workers.py) share each port

@@ -65,20 +65,27 @@ class Coherence:
 
 
 class LocalCoherence(Coherence):
-    def __init__(self, max_entries: int) -> None:
+    """Entries live at most `ttl` seconds: writes that bypass this process (an import,
+    another worker) are seen within the cache TTL, as the setting promises."""
+
+    def __init__(self, max_entries: int, ttl: float = 300.0) -> None:
         self._owners: LRU[str, str] = LRU(max_entries)
-        self._generations: LRU[str, int] = LRU(max_entries)
+        self._generations: LRU[str, tuple[int, float]] = LRU(max_entries)
         self._epoch = 0
+        self._ttl = ttl
 
     async def address(self, ip: str) -> tuple[str, int] | None:
         uuid = self._owners.get(ip)
         if uuid is None:
             return None
-        generation = self._generations.get(uuid)
+        generation = await self.generation(uuid)
         return None if generation is None else (uuid, generation)
 
     async def generation(self, uuid: str) -> int | None:
-        return self._generations.get(uuid)
+        entry = self._generations.get(uuid)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
 
     async def epoch(self) -> int:
         return self._epoch
@@ -87,7 +94,7 @@ class LocalCoherence(Coherence):
                        ) -> None:  # fmt: skip
         if epoch != self._epoch:
             return
-        self._generations.set(uuid, generation)
+        self._generations.set(uuid, (generation, time.monotonic() + self._ttl))
         if ip is not None:
             self._owners.set(ip, uuid)
 
@@ -98,7 +105,7 @@ class LocalCoherence(Coherence):
         if event.generation is None:
             self._generations.pop(event.uuid)
         else:
-            self._generations.set(event.uuid, event.generation)
+            self._generations.set(event.uuid, (event.generation, time.monotonic() + self._ttl))
 
 
 # Store a generation only if newer than the one Redis has, and only if no write came since

@@ -60,6 +60,17 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     token_mode: str = "optional"
     rate_limit: RateLimit | None = RateLimit(50.0, 200)
+    # Session-token signing keys, name -> secret, newest first: the first signs, every one
+    # verifies (rotation without a flag day). None set: one random key per process.
+    token_keys: Mapping[str, str] = field(default_factory=dict)
+    # Path templates (globs, e.g. "/{version}/user-data") that need a session token even
+    # in optional mode, and those readable without one even in required mode.
+    token_required_paths: tuple[str, ...] = ()
+    token_exempt_paths: tuple[str, ...] = ()
+    # Guest requests served at once; beyond, boot-critical paths queue first, others get 503.
+    guest_max_concurrent: int = 512
+    # Seconds a guest gets to send a request body (the password POST) before 408.
+    guest_body_timeout: float = 5.0
     user_data_max_bytes: int = 65536
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "INFO"
@@ -74,7 +85,7 @@ class Settings:
         shown: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "admin_tokens":
+            if f.name in ("admin_tokens", "token_keys"):
                 value = {name: "***" for name in value}
             elif f.name == "proxy_shared_secret" and value:
                 value = "***"
@@ -247,6 +258,44 @@ def parse_admin_tokens(value: Any) -> dict[str, str]:
     return tokens
 
 
+def parse_token_keys(value: Any) -> dict[str, str]:
+    """`name=secret,name2=secret2`, newest first (TOML: a table); each key is named so a
+    token says which key signed it. Messages name keys, never show them."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), _text(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for number, item in enumerate(_text(value).split(","), 1):
+            name, sep, secret = item.strip().partition("=")
+            if item.strip() and not sep:
+                # A bare secret: say where, never what.
+                raise ValueError(f"key number {number}: expected name=secret")
+            if name or secret:
+                pairs.append((name, secret))
+    keys: dict[str, str] = {}
+    for number, (name, secret) in enumerate(pairs, 1):
+        if not _TOKEN_NAME.fullmatch(name):
+            raise ValueError(f"key number {number}: expected name=secret, the name in letters, "
+                             "digits, '_', '.', '-'")  # fmt: skip
+        if name in keys:
+            raise ValueError(f"key {name!r} is given twice")
+        if len(secret) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"key {name!r} is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters")
+        keys[name] = secret
+    return keys
+
+
+def parse_path_patterns(value: Any) -> tuple[str, ...]:
+    items = _text(value).split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise TypeError(f"expected paths separated by commas or a list, got {type(value).__name__}")
+    patterns = tuple(_text(item).strip() for item in items if _text(item).strip())
+    for pattern in patterns:
+        if not pattern.startswith("/"):
+            raise ValueError(f"{pattern!r}: a path template starts with '/'")
+    return patterns
+
+
 # setting name -> parser of its text (environment, flag) or TOML value.
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "database_url": parse_url(
@@ -263,6 +312,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "trusted_proxies": parse_networks,
     "token_mode": parse_token_mode,
     "rate_limit": parse_rate_limit,
+    "token_keys": parse_token_keys,
+    "token_required_paths": parse_path_patterns,
+    "token_exempt_paths": parse_path_patterns,
+    "guest_max_concurrent": parse_positive_int,
+    "guest_body_timeout": parse_seconds,
     "user_data_max_bytes": parse_positive_int,
     "vendor_data": parse_json_object,
     "log_level": parse_log_level,

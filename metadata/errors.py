@@ -13,7 +13,10 @@ MetadataError
 │   ├── MethodNotAllowed       405
 │   ├── Conflict               409: e.g. a second password POST
 │   ├── PreconditionFailed     412: stale If-Match
+│   ├── RequestTimeout         408: a body that did not arrive in time
 │   ├── PayloadTooLarge        413
+│   ├── URITooLong             414
+│   ├── HeadersTooLarge        431: too many request headers
 │   └── TooManyRequests        429: rate limited
 └── ServiceUnavailable         503: a backing service is down
     └── StoreUnavailable       503: the database does not answer
@@ -88,8 +91,20 @@ class PreconditionFailed(ClientError):
     status = 412
 
 
+class RequestTimeout(ClientError):
+    status = 408
+
+
 class PayloadTooLarge(ClientError):
     status = 413
+
+
+class URITooLong(ClientError):
+    status = 414
+
+
+class HeadersTooLarge(ClientError):
+    status = 431
 
 
 class TooManyRequests(ClientError):

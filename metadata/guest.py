@@ -6,6 +6,7 @@ they hold no instance data. Everything else is answered for the identified insta
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -17,8 +18,16 @@ from aiohttp import web
 
 from metadata import ec2, openstack
 from metadata.cache import HotAnswer, HotAnswers
-from metadata.errors import BadRequest, MetadataError, MethodNotAllowed, NotFound
+from metadata.errors import (
+    BadRequest,
+    MetadataError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTimeout,
+)
+from metadata.guard import GuestGuard
 from metadata.identity import Caller, IdentityResolver
+from metadata.limits import is_token_path
 from metadata.loader import RequestCost, SliceLoader
 from metadata.prefetch import BootPlanner
 from metadata.stats import UNMATCHED, Statistics, StatsKey
@@ -79,8 +88,9 @@ def stats_key(route: Route, version_name: str) -> StatsKey:
 class GuestService:
     def __init__(self, store: Store, loader: SliceLoader, identity: IdentityResolver,
                  static_vendor_data: Mapping[str, object], stats: Statistics,
-                 hot: HotAnswers, planner: BootPlanner) -> None:  # fmt: skip
+                 hot: HotAnswers, planner: BootPlanner, guard: GuestGuard) -> None:  # fmt: skip
         self.store = store
+        self.guard = guard
         self.loader = loader
         self.identity = identity
         self.stats = stats
@@ -112,13 +122,17 @@ class GuestService:
         started = time.perf_counter()
         raw = request.raw_path
         path = raw.partition("?")[0] if "?" in raw else raw
+        if is_token_path(path):
+            return await self.guard.token_request(request, path)
         cost = RequestCost()
         caller = None
         if request.method in READ_METHODS and path not in VERSION_LISTING_PATHS:
             # The warm path: who is asking, then one lookup of the rendered answer.
             caller = await self.identity.resolve(request.remote or "", request.headers, cost)
+            self.guard.admit(caller)
             hot = self.hot.get(caller.instance_uuid, caller.generation, path)
             if hot is not None:
+                self.guard.check_token(request, caller, hot.stats_key[0])
                 body = finish(hot.answer)
                 self.stats.record(hot.stats_key, cache_hit=cost.db_statements == 0,
                                   statements=cost.db_statements, nbytes=len(body),
@@ -148,6 +162,8 @@ class GuestService:
         check_method(method, READ_METHODS | (leaf.methods if leaf else frozenset()))
         if caller is None:
             caller = await self.identity.resolve(request.remote or "", request.headers, cost)
+            self.guard.admit(caller)
+        self.guard.check_token(request, caller, key[0])
         if method == "POST":
             await self.post_password(request, caller)
             return web.Response(status=200, text="")
@@ -172,7 +188,10 @@ class GuestService:
     async def post_password(self, request: web.Request, caller: Caller) -> None:
         if request.content_length is not None and request.content_length > MAX_PASSWORD_BYTES:
             raise BadRequest(f"password is over {MAX_PASSWORD_BYTES} bytes")
-        body = await request.read()
+        try:
+            body = await asyncio.wait_for(request.read(), self.guard.body_timeout)
+        except TimeoutError:
+            raise RequestTimeout("the request body did not arrive in time") from None
         if len(body) > MAX_PASSWORD_BYTES:
             raise BadRequest(f"password is over {MAX_PASSWORD_BYTES} bytes")
         try:

@@ -73,6 +73,7 @@ class IdentityResolver:
         # instance at most, and only for signatures that were valid, so forged headers
         # cannot grow it.
         self._verified: LRU[str, tuple[str, str, int]] = LRU(max_remembered)
+        self._client_addresses: LRU[tuple[str, ...], str] = LRU(max_remembered)
 
     def is_trusted_proxy(self, address: str) -> bool:
         if not self._trusted:
@@ -84,8 +85,18 @@ class IdentityResolver:
         """The peer, or when the peer is a trusted proxy the rightmost forwarded address
         that is not itself a trusted proxy: entries a guest forged on the left are never
         reached."""
-        peer = normalise_address(peer)
         forwarded = headers.getall(FORWARDED_FOR, ())
+        # Parsing addresses costs more than the rest of a warm request: the answer for a
+        # (peer, X-Forwarded-For) pair is remembered, in a bounded map.
+        key = (peer, *forwarded)
+        address = self._client_addresses.get(key)
+        if address is None:
+            address = self._client_address(peer, forwarded)
+            self._client_addresses.set(key, address)
+        return address
+
+    def _client_address(self, peer: str, forwarded: Sequence[str]) -> str:
+        peer = normalise_address(peer)
         if not forwarded or not self.is_trusted_proxy(peer):
             return peer
         entries = [e for value in forwarded for e in value.split(",") if e.strip()]

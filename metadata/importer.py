@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
+from metadata.coherence import RedisCoherence, WriteEvent
 from metadata.config import Settings
 from metadata.document import document_to_json, parse_document
 from metadata.errors import InvalidDocument
@@ -84,28 +85,63 @@ def _prefixed(first: bytes, handle: IO[bytes]) -> Iterator[bytes]:
     yield from handle
 
 
-async def write_batch(db: Database, docs: list[InstanceDocument]) -> None:
-    """Replace these instances in one transaction with one INSERT per table."""
+async def write_batch(db: Database, docs: list[InstanceDocument]) -> list[WriteEvent]:
+    """Create or replace these instances in one transaction, with one statement per table,
+    as a PUT of each would: the guest's password is kept, and so is user data where the
+    document has no `user_data` field. Returns what running caches must learn."""
     uuids = [d.core.uuid for d in docs]
     rows: dict[Table, list[dict[str, Any]]] = {table: [] for table in t.CHILD_TABLES}
-    instances = []
+    replaced_user_data = [d.core.uuid for d in docs if d.user_data is not None]
     now = time_now()
-    for doc in docs:
-        instances.append({**instance_row(doc, next_generation(None)),
-                          "created_at": now, "updated_at": now})  # fmt: skip
-        for table, table_rows in child_rows(doc).items():
-            rows[table].extend(table_rows)
-        if doc.user_data is not None and doc.user_data.data is not None:
-            rows[t.user_data].append(user_data_row(doc.core.uuid, doc.user_data.data))
     async with db.transaction() as conn:
-        for table in t.CHILD_TABLES:
+        previous = dict((await conn.execute(
+            select(t.instances.c.uuid, t.instances.c.generation)
+            .where(t.instances.c.uuid.in_(uuids)).with_for_update()
+        )).all())  # fmt: skip
+        addresses: dict[str, set[str]] = {uuid: set() for uuid in uuids}
+        for uuid, address in await conn.execute(
+            select(t.fixed_ips.c.instance_uuid, t.fixed_ips.c.address).where(
+                t.fixed_ips.c.instance_uuid.in_(uuids)
+            )
+        ):
+            addresses[uuid].add(address)
+        created, replaced, events = [], [], []
+        for doc in docs:
+            uuid = doc.core.uuid
+            generation = next_generation(previous.get(uuid))
+            row = {**instance_row(doc, generation), "updated_at": now}
+            if uuid in previous:
+                # bound parameters may not share a column's name in an UPDATE's SET
+                replaced.append({"match_uuid": uuid, **{f"new_{k}": v for k, v in row.items()}})
+            else:
+                created.append({**row, "created_at": now})
+            for table, table_rows in child_rows(doc).items():
+                rows[table].extend(table_rows)
+            if doc.user_data is not None and doc.user_data.data is not None:
+                rows[t.user_data].append(user_data_row(uuid, doc.user_data.data))
+            addresses[uuid] |= {ip.address for p in doc.network.ports for ip in p.fixed_ips}
+            events.append(WriteEvent(uuid, generation, frozenset(addresses[uuid])))
+        for table in (t.metadata_items, t.keys, t.fixed_ips, t.ports, t.vendor_data):
             await conn.execute(delete(table).where(table.c.instance_uuid.in_(uuids)))
-        await conn.execute(delete(t.instances).where(t.instances.c.uuid.in_(uuids)))
-        await conn.execute(insert(t.instances), instances)
+        if replaced_user_data:
+            await conn.execute(
+                delete(t.user_data).where(t.user_data.c.instance_uuid.in_(replaced_user_data))
+            )
+        if created:
+            await conn.execute(insert(t.instances), created)
+        if replaced:
+            columns = [k.removeprefix("new_") for k in replaced[0] if k != "match_uuid"]
+            await conn.execute(
+                update(t.instances)
+                .where(t.instances.c.uuid == bindparam("match_uuid"))
+                .values({c: bindparam(f"new_{c}") for c in columns}),
+                replaced,
+            )
         for table in (t.metadata_items, t.keys, t.ports, t.fixed_ips, t.user_data,
                       t.vendor_data):  # fmt: skip
             if rows[table]:
                 await conn.execute(insert(table), rows[table])
+    return events
 
 
 def time_now() -> Any:
@@ -171,30 +207,59 @@ async def import_file(settings: Settings, path: str, batch_size: int = 1000,
 async def _write_all(settings: Settings, handle: IO[bytes], batch_size: int,
                      bar: Progress) -> int:  # fmt: skip
     db = Database(settings.database_url)
+    announcer = Announcer(settings.cache_url, settings.cache_ttl)
+    count = consumed = 0
+    batch: dict[str, InstanceDocument] = {}
+
+    async def flush() -> None:
+        nonlocal count
+        await announcer.announce(await write_batch(db, list(batch.values())))
+        count += len(batch)
+        batch.clear()
+
     try:
         await upgrade(db.writer)
-        count = consumed = 0
-        batch: dict[str, InstanceDocument] = {}
         for _, raw, consumed in _documents(handle):
             doc = parse_document(raw, user_data_max_bytes=settings.user_data_max_bytes)
             if doc.core.uuid in batch:
                 # A later duplicate wins, as a second PUT would: written in a later batch.
-                await write_batch(db, list(batch.values()))
-                count += len(batch)
-                batch.clear()
+                await flush()
             batch[doc.core.uuid] = doc
             if len(batch) >= batch_size:
-                await write_batch(db, list(batch.values()))
-                count += len(batch)
-                batch.clear()
+                await flush()
                 bar.update(consumed, count)
         if batch:
-            await write_batch(db, list(batch.values()))
-            count += len(batch)
+            await flush()
         bar.update(consumed, count, final=True)
         return count
     finally:
+        await announcer.close()
         await db.dispose()
+
+
+class Announcer:
+    """Tells running servers what an import wrote, as their own write path would: through
+    Redis when the cache is shared. With the in-process cache there is nobody to tell: the
+    servers see imported changes to instances they had cached within the cache TTL."""
+
+    def __init__(self, cache_url: str, ttl: int) -> None:
+        self._coherence: RedisCoherence | None = None
+        self._client: Any = None
+        if cache_url.startswith(("redis://", "rediss://")):
+            import redis.asyncio
+
+            self._client = redis.asyncio.Redis.from_url(cache_url)
+            self._coherence = RedisCoherence(self._client, ttl, max_entries=1)
+
+    async def announce(self, events: list[WriteEvent]) -> None:
+        if self._coherence is not None:
+            for event in events:
+                await self._coherence.written(event)
+
+    async def close(self) -> None:
+        if self._coherence is not None:
+            await self._coherence.close()
+            await self._client.aclose()
 
 
 async def _pages(db: Database, size: int = 500) -> AsyncIterator[list[InstanceDocument]]:

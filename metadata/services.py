@@ -78,7 +78,7 @@ class Services:
         coherence: Coherence = (
             RedisCoherence(cache.shared.client, settings.cache_ttl, settings.cache_max_entries)
             if cache.shared is not None
-            else LocalCoherence(settings.cache_max_entries)
+            else LocalCoherence(settings.cache_max_entries, settings.cache_ttl)
         )
         sink: RedisStatsSink | None = None
         try:
