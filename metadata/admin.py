@@ -18,11 +18,13 @@ from metadata.http_errors import error_middleware
 from metadata.metrics import add_stats_routes
 from metadata.openapi import add_openapi_route
 from metadata.services import SERVICES, Services
+from metadata.user_data import UserDataChange, etag_matches, etag_of
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 # The name of the admin token a request presented: history says who changed what.
 TOKEN_NAME = web.RequestKey("token_name", str)
 MAX_PAGE = 1000
+DEFAULT_HISTORY_PAGE = 100
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:
@@ -78,7 +80,7 @@ async def put_instance(request: web.Request) -> web.Response:
         uuid=uuid,
         user_data_max_bytes=services.settings.user_data_max_bytes,
     )
-    created = await services.store.put_document(doc)
+    created = await services.store.put_document(doc, request[TOKEN_NAME])
     saved = await services.store.get_document(uuid)
     return json_response(document_to_json(saved), 201 if created else 200)
 
@@ -120,20 +122,59 @@ async def put_user_data(request: web.Request) -> web.Response:
     body = await request.read()
     if len(body) > limit:
         raise PayloadTooLarge(f"user data is limited to {limit} bytes")
-    await services.store.set_user_data(uuid, body)
-    return web.Response(status=204)
+    etag = await services.store.set_user_data(uuid, body, _change(request))
+    return web.Response(status=204, headers={"ETag": etag} if etag else None)
+
+
+def _change(request: web.Request) -> UserDataChange:
+    # If-Match is checked inside the write's transaction, under the instance's row lock.
+    return UserDataChange(request[TOKEN_NAME], request.headers.get("If-Match"))
 
 
 async def get_user_data(request: web.Request) -> web.Response:
     user_data = await request.app[SERVICES].store.get_user_data(_uuid(request))
     if user_data.data is None:
         raise NotFound("this instance has no user data")
-    return web.Response(body=user_data.data, content_type="application/octet-stream")
+    etag = etag_of(user_data.data)
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and etag_matches(if_none_match, etag):
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.Response(body=user_data.data, content_type="application/octet-stream",
+                        headers={"ETag": etag})  # fmt: skip
 
 
 async def delete_user_data(request: web.Request) -> web.Response:
-    await request.app[SERVICES].store.set_user_data(_uuid(request), None)
+    await request.app[SERVICES].store.set_user_data(_uuid(request), None, _change(request))
     return web.Response(status=204)
+
+
+async def get_user_data_history(request: web.Request) -> web.Response:
+    try:
+        limit = int(request.query.get("limit", str(DEFAULT_HISTORY_PAGE)))
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    versions = await request.app[SERVICES].store.user_data_history(_uuid(request), limit)
+    return json_response({"history": [v.to_json() for v in versions]})
+
+
+async def restore_user_data(request: web.Request) -> web.Response:
+    try:
+        version = int(request.match_info["version"])
+    except ValueError:
+        raise NotFound("no such version: versions are integers") from None
+    recorded = await request.app[SERVICES].store.restore_user_data(
+        _uuid(request), version, _change(request)
+    )
+    return web.Response(body=orjson.dumps(recorded.to_json()), content_type="application/json",
+                        headers={"ETag": recorded.etag} if recorded.etag else None)  # fmt: skip
+
+
+async def get_waiters(request: web.Request) -> web.Response:
+    """Guests waiting for a change on this replica (each replica counts its own)."""
+    waiters = request.app[SERVICES].waiters
+    return json_response({"total": waiters.total, "max_total": waiters.max_total})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -158,6 +199,9 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/v1/instances/{uuid}/user-data", put_user_data)
     r.add_get("/v1/instances/{uuid}/user-data", get_user_data)
     r.add_delete("/v1/instances/{uuid}/user-data", delete_user_data)
+    r.add_get("/v1/instances/{uuid}/user-data/history", get_user_data_history)
+    r.add_post("/v1/instances/{uuid}/user-data/history/{version}/restore", restore_user_data)
+    r.add_get("/v1/waiters", get_waiters)
     add_stats_routes(app)
     add_openapi_route(app)
 

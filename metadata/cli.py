@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -55,11 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the raw JSON")
     _add_settings_flags(stats, ["admin_listen", "admin_token_file"])
 
+    _add_user_data_commands(commands)
+
     config = commands.add_parser("config", help="settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print the effective settings, masked")
     _add_settings_flags(show, SETTING_FLAGS)
     return parser
+
+
+def _add_user_data_commands(commands: Any) -> None:
+    user_data = commands.add_parser("user-data", help="an instance's user data on a running server")
+    actions = user_data.add_subparsers(dest="user_data_command", required=True)
+    put, get, history, restore, delete = (
+        actions.add_parser(name, help=text) for name, text in (
+            ("set", "replace it with a file's bytes"), ("get", "write the current bytes"),
+            ("history", "list the recorded changes, newest first"),
+            ("restore", "make an earlier version current again"), ("delete", "remove it"))
+    )  # fmt: skip
+    for action in (put, get, history, restore, delete):
+        action.add_argument("uuid", help="the instance")
+    put.add_argument("file", help="the file, or - for standard input")
+    get.add_argument("--output", "-o", default="-", help="file, or - for standard output")
+    history.add_argument("--json", action="store_true", help="print the raw JSON")
+    restore.add_argument("version", type=int, help="a version number from `history`")
+    for action in (put, get, history, restore, delete):
+        action.add_argument("--admin-url", help="default: the admin listener from the settings")
+        action.add_argument("--token", help="admin token (default: settings, or the token file)")
+        if action in (put, restore, delete):
+            action.add_argument("--if-match", metavar="ETAG",
+                                help="only if the current user data has this ETag")  # fmt: skip
+        _add_settings_flags(action, ["admin_listen", "admin_token_file"])
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -105,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              option=orjson.OPT_INDENT_2).decode()),
     }  # fmt: skip
     handlers["stats"] = lambda: _stats(args, settings)
+    handlers["user-data"] = lambda: _user_data(args, settings)
     result = handlers[args.command]()
     return int(result or 0)
 
@@ -147,6 +175,59 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(format_stats_table(orjson.loads(body)["paths"]))
     return 0
+
+
+def _user_data(args: argparse.Namespace, settings: Settings) -> int:
+    from metadata.admin_client import AdminClient, AdminClientError
+
+    command = args.user_data_command
+    path = f"/v1/instances/{args.uuid}/user-data"
+    headers = {"If-Match": args.if_match} if getattr(args, "if_match", None) else {}
+    method, body = {"set": ("PUT", None), "get": ("GET", None), "delete": ("DELETE", None),
+                    "history": ("GET", None), "restore": ("POST", None)}[command]  # fmt: skip
+    if command == "set":
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    elif command == "history":
+        path += "/history"
+    elif command == "restore":
+        path += f"/history/{args.version}/restore"
+    try:
+        client = AdminClient.from_settings(settings, args.admin_url, args.token)
+        status, answer_headers, answer = client.request(method, path, body, headers)
+    except AdminClientError as exc:
+        print(f"metadata: {exc}", file=sys.stderr)
+        return 1
+    if status >= 400:
+        print(f"metadata: the admin API answered {status}: {answer[:300].decode(errors='replace')}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    etag = answer_headers.get("ETag")
+    if command == "get":
+        if args.output == "-":
+            sys.stdout.buffer.write(answer)
+            sys.stdout.buffer.flush()
+        else:
+            Path(args.output).write_bytes(answer)
+    elif command == "history" and not args.json:
+        print(format_history_table(orjson.loads(answer)["history"]))
+    elif command == "history":
+        sys.stdout.write(answer.decode() + "\n")
+    # The ETag to pass as --if-match next time; on stderr, so `get` output stays the bytes.
+    if etag:
+        print(f"ETag: {etag}", file=sys.stderr)
+    return 0
+
+
+def format_history_table(rows: list[dict[str, Any]]) -> str:
+    lines = [("version", "changed_at", "by", "action", "size", "sha256", "restorable")]
+    for row in rows:
+        lines.append((str(row["version"]), row["changed_at"], row["changed_by"], row["action"],
+                      "-" if row["size"] is None else str(row["size"]),
+                      (row["sha256"] or "-")[:16],
+                      "yes" if row["restorable"] else "no"))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)  # fmt: skip
 
 
 def format_stats_table(rows: list[dict[str, Any]]) -> str:

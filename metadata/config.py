@@ -72,6 +72,14 @@ class Settings:
     # Seconds a guest gets to send a request body (the password POST) before 408.
     guest_body_timeout: float = 5.0
     user_data_max_bytes: int = 65536
+    # Versions of user data kept for restore besides the current one.
+    user_data_history: int = 10
+    # `?wait_for_change=true`: seconds a guest waits when it names no timeout_sec, the most
+    # it may ask for, and how many guests may wait per instance and in all (503 beyond).
+    wait_timeout_default: float = 60.0
+    wait_timeout_max: float = 300.0
+    wait_max_per_instance: int = 16
+    wait_max_total: int = 1024
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish after SIGTERM before they are cut off.
@@ -318,6 +326,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "guest_max_concurrent": parse_positive_int,
     "guest_body_timeout": parse_seconds,
     "user_data_max_bytes": parse_positive_int,
+    "user_data_history": parse_positive_int,
+    "wait_timeout_default": parse_seconds,
+    "wait_timeout_max": parse_seconds,
+    "wait_max_per_instance": parse_positive_int,
+    "wait_max_total": parse_positive_int,
     "vendor_data": parse_json_object,
     "log_level": parse_log_level,
     "shutdown_grace": parse_seconds,
@@ -387,6 +400,9 @@ def load_settings(
     listen = values.get("listen", defaults.listen)
     if listen == values.get("admin_listen", defaults.admin_listen):
         problems.append(f"admin_listen: must differ from listen ({listen})")
+    wait_default = values.get("wait_timeout_default", defaults.wait_timeout_default)
+    if wait_default > values.get("wait_timeout_max", defaults.wait_timeout_max):
+        problems.append("wait_timeout_default: must not exceed wait_timeout_max")
     if problems:
         raise InvalidSettings(problems)
     return Settings(**values)

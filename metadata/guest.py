@@ -30,14 +30,19 @@ from metadata.identity import Caller, IdentityResolver
 from metadata.limits import is_token_path
 from metadata.loader import RequestCost, SliceLoader
 from metadata.prefetch import BootPlanner
+from metadata.services import SERVICES
 from metadata.stats import UNMATCHED, Statistics, StatsKey
 from metadata.store.store import Store
 from metadata.tree import Answer, Match, Tree
+from metadata.user_data import USER_DATA_TEMPLATES, ETagMemo, etag_matches
+from metadata.waiters import ABSENT, GONE, WaitRequest, parse_wait, wait_for_change
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Version listings hold no instance data: answered before identity, as Nova answers `/`.
 VERSION_LISTING_PATHS = frozenset({"/", "/openstack", "/openstack/", "/ec2", "/ec2/"})
 MAX_PASSWORD_BYTES = 1020  # Nova: 4 chunks of 255 characters
+# ETags of user data per (instance, generation): bounded like any per-instance table.
+ETAG_MEMO_ENTRIES = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,7 @@ class GuestService:
         self.stats = stats
         self.hot = hot
         self.planner = planner
+        self.etags = ETagMemo(ETAG_MEMO_ENTRIES)
         self.trees: dict[str, Tree] = {
             "ec2": ec2.build_tree(),
             "openstack": openstack.build_tree(static_vendor_data),
@@ -131,13 +137,18 @@ class GuestService:
             caller = await self.identity.resolve(request.remote or "", request.headers, cost)
             self.guard.admit(caller)
             hot = self.hot.get(caller.instance_uuid, caller.generation, path)
-            if hot is not None:
+            # `?wait_for_change=` must wait, so it takes the slow path.
+            if hot is not None and not ("?" in raw and "wait_for_change" in raw):
                 self.guard.check_token(request, caller, hot.stats_key[0])
                 body = finish(hot.answer)
                 self.stats.record(hot.stats_key, cache_hit=cost.db_statements == 0,
                                   statements=cost.db_statements, nbytes=len(body),
                                   seconds=time.perf_counter() - started)  # fmt: skip
-                return web.Response(body=body, content_type=hot.answer.content_type)
+                response = web.Response(body=body, content_type=hot.answer.content_type)
+                if hot.stats_key[0] in USER_DATA_TEMPLATES:
+                    return self.with_etag(request, caller.instance_uuid, caller.generation,
+                                          hot.answer.body, response)  # fmt: skip
+                return response
         key = UNMATCHED
         try:
             route, version_name = self.route(path_segments(path))
@@ -167,9 +178,46 @@ class GuestService:
         if method == "POST":
             await self.post_password(request, caller)
             return web.Response(status=200, text="")
+        if "?" in request.raw_path:
+            settings = request.app[SERVICES].settings
+            wait = parse_wait(request.query, settings.wait_timeout_default,
+                              settings.wait_timeout_max)  # fmt: skip
+            if wait is not None:
+                caller = await self.wait_for_change(request, caller, key, wait, cost)
         answer, generation = await self.answer(route, key, caller, cost)
         self.hot.put(caller.instance_uuid, generation, path, HotAnswer(answer, key))
-        return web.Response(body=finish(answer), content_type=answer.content_type)
+        response = web.Response(body=finish(answer), content_type=answer.content_type)
+        if key[0] in USER_DATA_TEMPLATES:
+            return self.with_etag(request, caller.instance_uuid, generation, answer.body,
+                                  response)  # fmt: skip
+        return response
+
+    def with_etag(self, request: web.Request, uuid: str, generation: int, body: bytes,
+                  response: web.Response) -> web.Response:  # fmt: skip
+        """User data answers carry the ETag of their bytes, and honour If-None-Match."""
+        etag = self.etags.get(uuid, generation, body)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return web.Response(status=304, headers={"ETag": etag})
+        response.headers["ETag"] = etag
+        return response
+
+    async def wait_for_change(self, request: web.Request, caller: Caller, key: StatsKey,
+                              wait: WaitRequest, cost: RequestCost) -> Caller:  # fmt: skip
+        """Hold the request until the user data differs from `wait.last_etag` or the wait
+        times out; then who is asking again, at the generation that holds the change."""
+        if key[0] not in USER_DATA_TEMPLATES:
+            raise BadRequest("wait_for_change is offered on user data only")
+        uuid = caller.instance_uuid
+
+        async def current_etag() -> str:
+            try:
+                return await self.store.user_data_etag(uuid) or ABSENT
+            except NotFound:
+                return GONE
+
+        await wait_for_change(request.app[SERVICES].waiters, uuid, wait, current_etag)
+        return await self.identity.resolve(request.remote or "", request.headers, cost)
 
     async def answer(self, route: Route, key: StatsKey, caller: Caller, cost: RequestCost
                      ) -> tuple[Answer, int]:  # fmt: skip

@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from metadata.stats import Statistics
 from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
 from metadata.store.store import Store
+from metadata.waiters import RedisWakeups, Waiters
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class Services:
     planner: BootPlanner
     admin_tokens: Mapping[str, str]
     stats_sink: RedisStatsSink | None = None
+    # Guests waiting for their user data to change, and the Redis channel that wakes them.
+    waiters: Waiters = field(default_factory=lambda: Waiters(16, 1024))
+    wakeups: RedisWakeups | None = None
 
     async def readiness_problems(self) -> list[str]:
         problems = []
@@ -81,11 +85,18 @@ class Services:
             else LocalCoherence(settings.cache_max_entries, settings.cache_ttl)
         )
         sink: RedisStatsSink | None = None
+        wakeups: RedisWakeups | None = None
         try:
-            store = Store(db)
+            store = Store(db, settings.user_data_history)
             if migrate:
                 await store.migrate()
             store.add_write_listener(coherence.written)
+            # After coherence: a woken guest that asks again must see the new generation.
+            waiters = Waiters(settings.wait_max_per_instance, settings.wait_max_total)
+            store.add_write_listener(waiters.written)
+            if cache.shared is not None:
+                wakeups = RedisWakeups(settings.cache_url, waiters)
+                await wakeups.start()
             loader = SliceLoader(db, build_providers(db), cache)
             identity = IdentityResolver(
                 store, loader, coherence, shared_secret=settings.proxy_shared_secret,
@@ -99,9 +110,11 @@ class Services:
             yield cls(
                 settings, db, store, cache, coherence, loader, identity, stats,
                 HotAnswers(settings.cache_max_entries), BootPlanner(), admin_tokens(settings),
-                sink,
+                sink, waiters=waiters, wakeups=wakeups,
             )  # fmt: skip
         finally:
+            if wakeups is not None:
+                await wakeups.close()
             if sink is not None:
                 await sink.close()
             await coherence.close()

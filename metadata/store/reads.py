@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping, select
@@ -24,6 +25,7 @@ from metadata.records import (
     VendorData,
 )
 from metadata.store import schema as t
+from metadata.user_data import UserDataVersion
 
 
 def core_from_row(row: Mapping[str, Any] | RowMapping) -> InstanceCore:
@@ -254,3 +256,44 @@ async def load_documents(conn: AsyncConnection, uuids: list[str]) -> list[Instan
         for u in uuids
         if u in cores
     ]
+
+
+async def load_user_data_sha256(conn: AsyncConnection, uuid: str) -> tuple[bool, str | None]:
+    """Whether the instance exists, and the SHA-256 of its user data (None: it has none)."""
+    query = (
+        select(t.instances.c.uuid, t.user_data.c.sha256)
+        .select_from(
+            t.instances.outerjoin(t.user_data, t.user_data.c.instance_uuid == t.instances.c.uuid)
+        )
+        .where(t.instances.c.uuid == uuid)
+    )
+    row = (await conn.execute(query)).first()
+    return (False, None) if row is None else (True, row.sha256)
+
+
+async def load_user_data_history(conn: AsyncConnection, uuid: str, limit: int
+                                 ) -> list[UserDataVersion]:  # fmt: skip
+    """The newest `limit` recorded changes, newest first."""
+    h = t.user_data_history
+    query = (
+        select(h.c.id, h.c.changed_at, h.c.changed_by, h.c.action, h.c.size, h.c.sha256,
+               h.c.restored_from, h.c.data.is_not(None).label("has_data"))
+        .where(h.c.instance_uuid == uuid)
+        .order_by(h.c.id.desc())
+        .limit(limit)
+    )  # fmt: skip
+    result = await conn.execute(query)
+    return [
+        UserDataVersion(
+            version=row.id, changed_at=_aware(row.changed_at), changed_by=row.changed_by,
+            action=row.action, size=row.size, sha256=row.sha256,
+            is_restorable=row.sha256 is None or bool(row.has_data),
+            restored_from=row.restored_from,
+        )
+        for row in result
+    ]  # fmt: skip
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite and MariaDB hand back naive datetimes; we stored UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

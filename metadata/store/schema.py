@@ -155,6 +155,32 @@ user_data = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row per change of an instance's user data (the admin API's audit and restore). The
+# bytes are kept for the newest versions only (settings.user_data_history); older rows keep
+# who, when, size and hash. Not a CHILD_TABLE: export and import carry current state only.
+user_data_history = Table(
+    "user_data_history",
+    metadata_obj,
+    # SQLite autoincrements only an INTEGER PRIMARY KEY.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "instance_uuid",
+        String(UUID_LEN),
+        ForeignKey("instances.uuid", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(TEXT_LEN), nullable=False),
+    Column("action", String(16), nullable=False),
+    # None: the change removed the user data.
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("data", Blob),
+    Column("restored_from", BigInteger),
+)
+
 vendor_data = Table(
     "vendor_data",
     metadata_obj,
@@ -170,5 +196,8 @@ passwords = Table(
 )
 
 Index("ix_instances_project_id", instances.c.project_id)
+Index(
+    "ix_user_data_history_instance_uuid", user_data_history.c.instance_uuid, user_data_history.c.id
+)
 
 CHILD_TABLES = (metadata_items, keys, fixed_ips, ports, user_data, vendor_data, passwords)

@@ -15,6 +15,12 @@ from metadata.records import InstanceDocument, Password, UserData
 from metadata.store import reads, writes
 from metadata.store.engine import Database
 from metadata.store.migrate import upgrade
+from metadata.user_data import (
+    UserDataChange,
+    UserDataVersion,
+    etag_of,
+    etag_of_sha256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +29,10 @@ WriteListener = Callable[[WriteEvent], Awaitable[None]]
 
 
 class Store:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, user_data_history: int = 10) -> None:
         self.db = database
+        # Versions whose bytes are kept: the current one and this many before it.
+        self.user_data_kept = user_data_history + 1
         self._listeners: list[WriteListener] = []
 
     def add_write_listener(self, listener: WriteListener) -> None:
@@ -80,15 +88,31 @@ class Store:
                 raise InstanceNotFound(f"no instance {uuid}")
             return await reads.load_user_data(conn, uuid)
 
+    async def user_data_etag(self, uuid: str) -> str | None:
+        """The ETag of the instance's user data (None: it has none), in one statement."""
+        async with self.db.read() as conn:
+            exists, sha256 = await reads.load_user_data_sha256(conn, uuid)
+        if not exists:
+            raise InstanceNotFound(f"no instance {uuid}")
+        return None if sha256 is None else etag_of_sha256(sha256)
+
+    async def user_data_history(self, uuid: str, limit: int) -> list[UserDataVersion]:
+        async with self.db.read() as conn:
+            if await reads.load_core(conn, uuid) is None:
+                raise InstanceNotFound(f"no instance {uuid}")
+            return await reads.load_user_data_history(conn, uuid, limit)
+
     async def get_password(self, uuid: str) -> Password:
         async with self.db.read() as conn:
             return await reads.load_password(conn, uuid)
 
     # -- writes: one transaction each, listeners told after the commit -----------------
 
-    async def put_document(self, doc: InstanceDocument) -> bool:
+    async def put_document(self, doc: InstanceDocument, actor: str = "") -> bool:
         async with self.db.transaction() as conn:
-            created, generation, addresses = await writes.put_instance(conn, doc)
+            created, generation, addresses = await writes.put_instance(
+                conn, doc, actor, self.user_data_kept
+            )
         await self._written(doc.core.uuid, generation, addresses)
         return created
 
@@ -97,10 +121,25 @@ class Store:
             addresses = await writes.delete_instance(conn, uuid)
         await self._written(uuid, None, addresses)
 
-    async def set_user_data(self, uuid: str, data: bytes | None) -> None:
+    async def set_user_data(self, uuid: str, data: bytes | None,
+                            change: UserDataChange | None = None) -> str | None:  # fmt: skip
+        """Replace (None: remove) the user data; returns the new ETag (None: removed)."""
         async with self.db.transaction() as conn:
-            generation = await writes.set_user_data(conn, uuid, data)
+            generation = await writes.set_user_data(conn, uuid, data, change,
+                                                    self.user_data_kept)  # fmt: skip
         await self._written(uuid, generation)
+        return None if data is None else etag_of(data)
+
+    async def restore_user_data(self, uuid: str, version: int, change: UserDataChange
+                                ) -> UserDataVersion:  # fmt: skip
+        """Make an earlier version current again; returns the change this recorded."""
+        async with self.db.transaction() as conn:
+            generation = await writes.restore_user_data(conn, uuid, version, change,
+                                                        self.user_data_kept)  # fmt: skip
+            # read inside the transaction: the row this restore just wrote
+            recorded = await reads.load_user_data_history(conn, uuid, 1)
+        await self._written(uuid, generation)
+        return recorded[0]
 
     async def set_password_once(self, uuid: str, value: str) -> None:
         async with self.db.transaction() as conn:

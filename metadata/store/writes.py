@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metadata.errors import Conflict, InstanceNotFound
+from metadata.errors import Conflict, InstanceNotFound, NotFound, PreconditionFailed
 from metadata.records import InstanceDocument
 from metadata.store import schema as t
+from metadata.user_data import UserDataChange, etag_matches, etag_of_sha256
 
 
 def next_generation(previous: int | None) -> int:
@@ -116,11 +117,16 @@ async def fixed_addresses(conn: AsyncConnection, uuid: str) -> set[str]:
     return set(result.scalars().all())
 
 
-async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bool, int, set[str]]:
+async def put_instance(conn: AsyncConnection, doc: InstanceDocument, actor: str = "",
+                       keep: int = 10) -> tuple[bool, int, set[str]]:  # fmt: skip
     """Create or replace; returns (created, generation, addresses before and after). The
-    password survives a replace: the guest set it, not the operator."""
+    password survives a replace: the guest set it, not the operator. A change of user data
+    is recorded in its history as one made by `actor`."""
     uuid = doc.core.uuid
     previous = await lock_generation(conn, uuid)
+    old_sha256 = None
+    if previous is not None and doc.user_data is not None:
+        old_sha256 = await user_data_sha256(conn, uuid)
     addresses = {ip.address for port in doc.network.ports for ip in port.fixed_ips}
     if previous is not None:
         addresses |= await fixed_addresses(conn, uuid)
@@ -140,8 +146,11 @@ async def put_instance(conn: AsyncConnection, doc: InstanceDocument) -> tuple[bo
             await conn.execute(insert(table), rows)
     if doc.user_data is not None:
         await conn.execute(delete(t.user_data).where(t.user_data.c.instance_uuid == uuid))
-        if doc.user_data.data is not None:
-            await conn.execute(insert(t.user_data).values(user_data_row(uuid, doc.user_data.data)))
+        data = doc.user_data.data
+        if data is not None:
+            await conn.execute(insert(t.user_data).values(user_data_row(uuid, data)))
+        if _sha256(data) != old_sha256:
+            await record_user_data(conn, uuid, data, "set", actor, keep)
     return previous is None, generation, addresses
 
 
@@ -150,18 +159,92 @@ async def delete_instance(conn: AsyncConnection, uuid: str) -> set[str]:
     if await lock_generation(conn, uuid) is None:
         raise InstanceNotFound(f"no instance {uuid}")
     addresses = await fixed_addresses(conn, uuid)
+    # Not a CHILD_TABLE (import/export skip it), but it goes with the instance.
+    await conn.execute(
+        delete(t.user_data_history).where(t.user_data_history.c.instance_uuid == uuid)
+    )
     for table in t.CHILD_TABLES:
         await conn.execute(delete(table).where(table.c.instance_uuid == uuid))
     await conn.execute(delete(t.instances).where(t.instances.c.uuid == uuid))
     return addresses
 
 
-async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None) -> int:
-    generation = await bump_generation(conn, uuid)
+def _sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+async def user_data_sha256(conn: AsyncConnection, uuid: str) -> str | None:
+    result = await conn.execute(
+        select(t.user_data.c.sha256).where(t.user_data.c.instance_uuid == uuid)
+    )
+    return result.scalar()
+
+
+async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None,
+                        change: UserDataChange | None = None, keep: int = 10, *,
+                        action: str = "", restored_from: int | None = None) -> int:  # fmt: skip
+    """Replace (None: remove) the user data, if `change.if_match` names what is stored now;
+    a change is recorded in the history, whose newest `keep` versions keep their bytes."""
+    change = change or UserDataChange("")
+    generation = await bump_generation(conn, uuid)  # the row lock orders concurrent changes
+    old_sha256 = await user_data_sha256(conn, uuid)
+    if change.if_match is not None:
+        current = None if old_sha256 is None else etag_of_sha256(old_sha256)
+        if not etag_matches(change.if_match, current):
+            raise PreconditionFailed(f"If-Match: the user data is now {current or 'absent'}")
     await conn.execute(delete(t.user_data).where(t.user_data.c.instance_uuid == uuid))
     if data is not None:
         await conn.execute(insert(t.user_data).values(user_data_row(uuid, data)))
+    if restored_from is not None or _sha256(data) != old_sha256:
+        action = action or ("delete" if data is None else "set")
+        await record_user_data(conn, uuid, data, action, change.actor, keep, restored_from)
     return generation
+
+
+async def record_user_data(conn: AsyncConnection, uuid: str, data: bytes | None, action: str,
+                           actor: str, keep: int, restored_from: int | None = None
+                           ) -> None:  # fmt: skip
+    h = t.user_data_history
+    await conn.execute(insert(h).values(
+        instance_uuid=uuid, changed_at=_now(), changed_by=actor, action=action,
+        size=None if data is None else len(data), sha256=_sha256(data), data=data,
+        restored_from=restored_from,
+    ))  # fmt: skip
+    # The newest `keep` versions (removals count) keep their bytes. Two statements, not one
+    # UPDATE ... (SELECT ... LIMIT): MySQL refuses an UPDATE that selects from its own table.
+    result = await conn.execute(
+        select(h.c.id)
+        .where(h.c.instance_uuid == uuid)
+        .order_by(h.c.id.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    newest_forgotten = result.scalar()
+    if newest_forgotten is not None:
+        await conn.execute(
+            update(h)
+            .where(h.c.instance_uuid == uuid, h.c.id <= newest_forgotten, h.c.data.is_not(None))
+            .values(data=None)
+        )
+
+
+async def restore_user_data(conn: AsyncConnection, uuid: str, version: int,
+                            change: UserDataChange, keep: int) -> int:  # fmt: skip
+    """Make an earlier version current again (a version that removed it: remove it)."""
+    h = t.user_data_history
+    result = await conn.execute(
+        select(h.c.sha256, h.c.data).where(h.c.instance_uuid == uuid, h.c.id == version)
+    )
+    row = result.first()
+    if row is None:
+        if await lock_generation(conn, uuid) is None:
+            raise InstanceNotFound(f"no instance {uuid}")
+        raise NotFound(f"no user data version {version} for this instance")
+    if row.sha256 is not None and row.data is None:
+        raise Conflict(f"version {version} is too old: its bytes are no longer kept")
+    data = None if row.data is None else bytes(row.data)
+    return await set_user_data(conn, uuid, data, change, keep, action="restore",
+                               restored_from=version)  # fmt: skip
 
 
 async def set_password_once(conn: AsyncConnection, uuid: str, value: str) -> int:
