@@ -12,15 +12,19 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from metadata.dashboard import DASHBOARD_PATH, add_dashboard_route
 from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
 from metadata.http_errors import error_middleware
 from metadata.metrics import add_stats_routes
 from metadata.openapi import add_openapi_route
+from metadata.preview import add_preview_routes
 from metadata.services import SERVICES, Services
 from metadata.user_data import UserDataChange, etag_matches, etag_of
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# The dashboard page holds no data (it fetches everything with the token it asks for), so
+# it may be opened without one.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", DASHBOARD_PATH})
 # The name of the admin token a request presented: history says who changed what.
 TOKEN_NAME = web.RequestKey("token_name", str)
 MAX_PAGE = 1000
@@ -203,6 +207,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/instances/{uuid}/user-data/history/{version}/restore", restore_user_data)
     r.add_get("/v1/waiters", get_waiters)
     add_stats_routes(app)
+    add_preview_routes(app)
+    add_dashboard_route(app)
     add_openapi_route(app)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from metadata.records import (
+    DynamicVendorData,
     FixedIP,
     Flavor,
     InstanceCore,
@@ -78,6 +79,7 @@ DECODERS: dict[Slice, Callable[[Any], Any]] = {
     Slice.USER_DATA: _user_data,
     Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"]),
     Slice.PASSWORD: lambda raw: Password(raw["value"]),
+    Slice.DYNAMIC_VENDOR_DATA: lambda raw: DynamicVendorData(raw["answers"]),
 }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from metadata.errors import InvalidSettings
 
@@ -81,6 +82,12 @@ class Settings:
     wait_max_per_instance: int = 16
     wait_max_total: int = 1024
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
+    # Dynamic vendor-data services, name -> http(s) URL (Nova's vendordata_dynamic_targets):
+    # each is POSTed the instance's context on a miss; its answer is served under its name.
+    vendor_data_targets: Mapping[str, str] = field(default_factory=dict)
+    # Seconds one service gets in all (queueing, connect, answer) before it is left out:
+    # shorter than Nova's 5 s + 5 s, since a guest's request waits for it.
+    vendor_data_timeout: float = 2.0
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish after SIGTERM before they are cut off.
     shutdown_grace: float = 10.0
@@ -99,6 +106,8 @@ class Settings:
                 value = "***"
             elif f.name in ("database_url", "cache_url"):
                 value = mask_url_password(value)
+            elif f.name == "vendor_data_targets":
+                value = {name: mask_url_password(url) for name, url in value.items()}
             elif isinstance(value, HostPort):
                 value = str(value)
             elif isinstance(value, RateLimit):
@@ -189,6 +198,13 @@ def parse_seconds(value: Any) -> float:
             raise ValueError(f"expected a number of seconds, got {value!r}") from None
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"expected a finite, non-negative number of seconds, got {value!r}")
+    return seconds
+
+
+def parse_positive_seconds(value: Any) -> float:
+    seconds = parse_seconds(value)
+    if seconds == 0:
+        raise ValueError(f"expected more than 0 seconds, got {value!r}")
     return seconds
 
 
@@ -304,6 +320,29 @@ def parse_path_patterns(value: Any) -> tuple[str, ...]:
     return patterns
 
 
+def parse_vendor_data_targets(value: Any) -> dict[str, str]:
+    """`name=url,name2=url2` (TOML: a table), each URL http(s) with a host. The names
+    become keys of vendor_data2.json, beside the reserved `static`."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), _text(v)) for k, v in value.items()]
+    else:
+        pairs = [item.strip().partition("=")[::2] for item in _text(value).split(",")]
+        pairs = [(name.strip(), url.strip()) for name, url in pairs if name or url]
+    targets: dict[str, str] = {}
+    for number, (name, url) in enumerate(pairs, 1):
+        if not _TOKEN_NAME.fullmatch(name):
+            raise ValueError(f"target number {number}: expected name=url, the name in letters, "
+                             "digits, '_', '.', '-'")  # fmt: skip
+        if name == "static" or name in targets:
+            raise ValueError(f"target {name!r}: the name is reserved or given twice")
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"target {name!r}: expected an http:// or https:// URL with a "
+                             f"host, got {mask_url_password(url)!r}")  # fmt: skip
+        targets[name] = url
+    return targets
+
+
 # setting name -> parser of its text (environment, flag) or TOML value.
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "database_url": parse_url(
@@ -332,6 +371,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "wait_max_per_instance": parse_positive_int,
     "wait_max_total": parse_positive_int,
     "vendor_data": parse_json_object,
+    "vendor_data_targets": parse_vendor_data_targets,
+    "vendor_data_timeout": parse_positive_seconds,
     "log_level": parse_log_level,
     "shutdown_grace": parse_seconds,
     "workers": parse_positive_int,

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from metadata.providers.dynamic_vendor_data import OUTCOMES
 from metadata.services import SERVICES, Services
 from metadata.stats import BUCKETS_S, PathStats, StatsKey
 
@@ -71,6 +72,24 @@ class StatsCollector(Collector):
         cached.add_metric(["answers"], len(self.services.hot))
         cached.add_metric(["slices"], len(self.services.cache.local))
         yield cached
+        yield from self.vendor_data_requests()
+
+    def vendor_data_requests(self) -> Iterator[Any]:
+        """POSTs to dynamic vendor-data services by outcome; every configured target shows
+        every outcome, zero included, so a failure rate can be graphed from the start."""
+        targets = self.services.settings.vendor_data_targets
+        if not targets:
+            return
+        family = CounterMetricFamily(
+            "metadata_vendor_data_requests",
+            "POSTs to dynamic vendor-data services (this process), by target and outcome",
+            labels=["target", "outcome"],
+        )
+        counts = self.services.vendor_data_outcomes
+        for target in targets:
+            for outcome in OUTCOMES:
+                family.add_metric([target, outcome], counts[target, outcome])
+        yield family
 
 
 async def get_stats_paths(request: web.Request) -> web.Response:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from metadata.records import FixedIP, Port, Slice
+from metadata.records import DynamicVendorData, FixedIP, Port, Slice
 from metadata.tree import Answer, Leaf, Tree, View
 
 FOLSOM, GRIZZLY, HAVANA, LIBERTY = "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15"
@@ -149,6 +149,13 @@ def vendor_data(static: Mapping[str, Any], view: View) -> dict[str, Any]:
     return {**static, **view.vendor_data.data}
 
 
+def vendor_data2(static: Mapping[str, Any], view: View) -> Answer:
+    """`static` first, then each dynamic service that answered, under its name."""
+    # View has no property for this slice; its lookup still refuses an undeclared one.
+    dynamic = cast(DynamicVendorData, view._get(Slice.DYNAMIC_VENDOR_DATA))
+    return json_answer({"static": vendor_data(static, view), **dynamic.answers})
+
+
 def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:
     core_meta_keys = frozenset({Slice.CORE, Slice.METADATA, Slice.KEYS})
     user_data = frozenset({Slice.USER_DATA})
@@ -162,8 +169,7 @@ def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:
         Leaf("vendor_data.json", lambda v: json_answer(vendor_data(static_vendor_data, v)),
              vendor, HAVANA),
         Leaf("network_data.json", network_data, frozenset({Slice.NETWORK}), LIBERTY),
-        Leaf("vendor_data2.json",
-             lambda v: json_answer({"static": vendor_data(static_vendor_data, v)}),
-             vendor, NEWTON_TWO),
+        Leaf("vendor_data2.json", lambda v: vendor_data2(static_vendor_data, v),
+             vendor | {Slice.DYNAMIC_VENDOR_DATA}, NEWTON_TWO),
     )  # fmt: skip
     return Tree(leaves, ())

@@ -20,6 +20,8 @@ class Slice(enum.Enum):
     USER_DATA = "user_data"
     VENDOR_DATA = "vendor_data"
     PASSWORD = "password"
+    # Not read from SQL: the answers of the configured external vendor-data services.
+    DYNAMIC_VENDOR_DATA = "dynamic_vendor_data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,14 @@ class UserData:
 @dataclass(frozen=True, slots=True)
 class VendorData:
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicVendorData:
+    """Each dynamic vendor-data service that answered: its name -> the JSON it returned, in
+    the configured order. A service that failed is absent, never an empty placeholder."""
+
+    answers: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

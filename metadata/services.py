@@ -6,10 +6,12 @@ import contextlib
 import logging
 import os
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from metadata.cache import HotAnswers, SliceCache
@@ -19,6 +21,7 @@ from metadata.identity import IdentityResolver
 from metadata.loader import SliceLoader
 from metadata.prefetch import BootPlanner
 from metadata.providers import build_providers
+from metadata.providers.dynamic_vendor_data import TargetOutcomes, open_session
 from metadata.stats import Statistics
 from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
@@ -56,6 +59,8 @@ class Services:
     planner: BootPlanner
     admin_tokens: Mapping[str, str]
     stats_sink: RedisStatsSink | None = None
+    # Dynamic vendor-data POSTs per (target, outcome), for /metrics.
+    vendor_data_outcomes: TargetOutcomes = field(default_factory=Counter)
     # Guests waiting for their user data to change, and the Redis channel that wakes them.
     waiters: Waiters = field(default_factory=lambda: Waiters(16, 1024))
     wakeups: RedisWakeups | None = None
@@ -86,7 +91,12 @@ class Services:
         )
         sink: RedisStatsSink | None = None
         wakeups: RedisWakeups | None = None
+        # Only when a service is configured: without one, dynamic vendor data does no I/O.
+        session: aiohttp.ClientSession | None = None
+        outcomes: TargetOutcomes = Counter()
         try:
+            if settings.vendor_data_targets:
+                session = open_session()
             store = Store(db, settings.user_data_history)
             if migrate:
                 await store.migrate()
@@ -97,7 +107,8 @@ class Services:
             if cache.shared is not None:
                 wakeups = RedisWakeups(settings.cache_url, waiters)
                 await wakeups.start()
-            loader = SliceLoader(db, build_providers(db), cache)
+            providers = build_providers(db, settings, session, outcomes)
+            loader = SliceLoader(db, providers, cache)
             identity = IdentityResolver(
                 store, loader, coherence, shared_secret=settings.proxy_shared_secret,
                 trusted_proxies=settings.trusted_proxies,
@@ -110,9 +121,11 @@ class Services:
             yield cls(
                 settings, db, store, cache, coherence, loader, identity, stats,
                 HotAnswers(settings.cache_max_entries), BootPlanner(), admin_tokens(settings),
-                sink, waiters=waiters, wakeups=wakeups,
+                sink, waiters=waiters, wakeups=wakeups, vendor_data_outcomes=outcomes,
             )  # fmt: skip
         finally:
+            if session is not None:
+                await session.close()
             if wakeups is not None:
                 await wakeups.close()
             if sink is not None:
