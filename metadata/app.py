@@ -15,6 +15,7 @@ from metadata.guard import GuestGuard
 from metadata.guest import GuestService
 from metadata.http_errors import error_middleware
 from metadata.limits import GUEST_SERVER_LIMITS, ConcurrencyGate, guest_limits_middleware
+from metadata.logs import IS_GUEST_APP, AccessLog, access_logger, configure_logging
 from metadata.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def build_guest_app(services: Services) -> web.Application:
                           client_max_size=GUEST_MAX_BODY)  # fmt: skip
     app[SERVICES] = services
     app[GUEST] = guest
+    app[IS_GUEST_APP] = True
+    guest.access_log = services.settings.access_log
     app.router.add_route("*", "/{tail:.*}", guest.handle)
     return app
 
@@ -43,6 +46,8 @@ async def serve(settings: Settings) -> None:
     """Run both listeners until SIGTERM or SIGINT, then shut down gracefully: stop accepting,
     let in-flight requests finish within `settings.shutdown_grace` seconds (stragglers are
     then cancelled, which takes at most LEFTOVER_TIMEOUT more), close the pools."""
+    # A worker (metadata/workers.py) is a spawned process: it sets up its own log lines.
+    configure_logging(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -57,7 +62,8 @@ async def serve(settings: Settings) -> None:
                     (build_admin_app(services), settings.admin_listen, {}),
                 ):
                     drain.track(app)
-                    runner = web.AppRunner(app, access_log=None,
+                    runner = web.AppRunner(app, access_log=access_logger(settings),
+                                           access_log_class=AccessLog,
                                            shutdown_timeout=LEFTOVER_TIMEOUT, **limits)  # fmt: skip
                     await runner.setup()
                     runners.append(runner)

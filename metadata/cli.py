@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -121,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidSettings as exc:
         print(f"metadata: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    from metadata.logs import configure_logging
+
+    # log_format is for the service; the one-shot commands talk to a person at a terminal.
+    configure_logging(settings, None if args.command == "serve" else "text")
     handlers: dict[str, Callable[[], Any]] = {
         "serve": lambda: _serve_workers(settings) if settings.workers > 1
         else _run(_serve(settings)),

@@ -94,6 +94,18 @@ class Settings:
     # Serving processes, each with its own event loop, sharing the ports (SO_REUSEPORT).
     # Each has its own memory:// cache: several workers want cache_url=redis://.
     workers: int = 1
+    # Seconds the identity last resolved for an address (or a signed instance) may still be
+    # used while the database does not answer, so that cached answers go on being served;
+    # 0: never (uncached and cached alike get 503).
+    stale_if_error: float = 300.0
+    # Seconds to connect to the database, or to wait for a pooled connection, before a 503.
+    database_timeout: float = 2.0
+    # Seconds a database read may take before it is abandoned with a 503 (PostgreSQL).
+    database_read_timeout: float = 10.0
+    # One line per request on both listeners (logger `metadata.access`).
+    access_log: bool = False
+    # `json` (one object per line) or `text`, for `metadata serve`.
+    log_format: str = "json"
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with every secret replaced, for `metadata config show`."""
@@ -206,6 +218,23 @@ def parse_positive_seconds(value: Any) -> float:
     if seconds == 0:
         raise ValueError(f"expected more than 0 seconds, got {value!r}")
     return seconds
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_log_format(value: Any) -> str:
+    if _text(value).strip().lower() not in ("json", "text"):
+        raise ValueError(f"expected 'json' or 'text', got {value!r}")
+    return str(value).strip().lower()
 
 
 def parse_token_mode(value: Any) -> str:
@@ -376,6 +405,11 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_level": parse_log_level,
     "shutdown_grace": parse_seconds,
     "workers": parse_positive_int,
+    "stale_if_error": parse_seconds,
+    "database_timeout": parse_positive_seconds,
+    "database_read_timeout": parse_positive_seconds,
+    "access_log": parse_bool,
+    "log_format": parse_log_format,
 }
 # Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token
 # all set admin_tokens.

@@ -29,6 +29,7 @@ from metadata.guard import GuestGuard
 from metadata.identity import Caller, IdentityResolver
 from metadata.limits import is_token_path
 from metadata.loader import RequestCost, SliceLoader
+from metadata.logs import GUEST_ACCESS, GuestAccess
 from metadata.prefetch import BootPlanner
 from metadata.services import SERVICES
 from metadata.stats import UNMATCHED, Statistics, StatsKey
@@ -101,6 +102,8 @@ class GuestService:
         self.stats = stats
         self.hot = hot
         self.planner = planner
+        # build_guest_app turns it on with the access log: only then are requests annotated
+        self.access_log = False
         self.etags = ETagMemo(ETAG_MEMO_ENTRIES)
         self.trees: dict[str, Tree] = {
             "ec2": ec2.build_tree(),
@@ -144,6 +147,8 @@ class GuestService:
                 self.stats.record(hot.stats_key, cache_hit=cost.db_statements == 0,
                                   statements=cost.db_statements, nbytes=len(body),
                                   seconds=time.perf_counter() - started)  # fmt: skip
+                if self.access_log:
+                    note_access(request, hot.stats_key, caller, cost)
                 response = web.Response(body=body, content_type=hot.answer.content_type)
                 if hot.stats_key[0] in USER_DATA_TEMPLATES:
                     return self.with_etag(request, caller.instance_uuid, caller.generation,
@@ -157,10 +162,14 @@ class GuestService:
         except MetadataError:
             self.stats.record(key, cache_hit=False, statements=cost.db_statements, nbytes=0,
                               seconds=time.perf_counter() - started, error=True)  # fmt: skip
+            if self.access_log:
+                note_access(request, key, caller, cost)
             raise
         self.stats.record(key, cache_hit=cost.db_statements == 0,
                           statements=cost.db_statements, nbytes=response.content_length or 0,
                           seconds=time.perf_counter() - started)  # fmt: skip
+        if self.access_log:
+            note_access(request, key, caller, cost)
         return response
 
     async def resolve(self, request: web.Request, route: Route, key: StatsKey, path: str,
@@ -247,6 +256,14 @@ class GuestService:
         except UnicodeDecodeError:
             raise BadRequest("password must be UTF-8 text") from None
         await self.store.set_password_once(caller.instance_uuid, value)
+
+
+def note_access(request: web.Request, key: StatsKey, caller: Caller | None,
+                cost: RequestCost) -> None:  # fmt: skip
+    """What the access log says of this request (metadata/logs.py)."""
+    instance = None if caller is None else caller.instance_uuid
+    request[GUEST_ACCESS] = GuestAccess(key[0], key[1], instance, cost.db_statements == 0,
+                                        cost.db_statements)  # fmt: skip
 
 
 def check_method(method: str, allowed: frozenset[str]) -> None:

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
 
-from metadata.coherence import Coherence
-from metadata.errors import BadRequest, BadSignature, Forbidden, InstanceNotFound
+from metadata.coherence import Coherence, LocalCoherence
+from metadata.errors import (
+    BadRequest,
+    BadSignature,
+    Forbidden,
+    InstanceNotFound,
+    StoreUnavailable,
+)
+from metadata.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
 from metadata.store.store import Store
@@ -63,7 +70,7 @@ def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
 class IdentityResolver:
     def __init__(self, store: Store, loader: SliceLoader, coherence: Coherence, *,
                  shared_secret: str | None, trusted_proxies: Sequence[Network],
-                 max_remembered: int = 100_000) -> None:  # fmt: skip
+                 max_remembered: int = 100_000, stale_if_error: float = 0.0) -> None:  # fmt: skip
         self._store = store
         self._loader = loader
         self._coherence = coherence
@@ -73,6 +80,10 @@ class IdentityResolver:
         # instance at most, and only for signatures that were valid, so forged headers
         # cannot grow it.
         self._verified: LRU[str, tuple[str, str, int]] = LRU(max_remembered)
+        self.last_known = LastKnownIdentities(stale_if_error, max_remembered)
+        # A shared (Redis) map answering is a fresh confirmation worth remembering for when
+        # Redis and the database are both down; the local map never fails, so skip the cost.
+        self._confirm_shared = not isinstance(coherence, LocalCoherence)
         self._client_addresses: LRU[tuple[str, ...], str] = LRU(max_remembered)
 
     def is_trusted_proxy(self, address: str) -> bool:
@@ -116,9 +127,17 @@ class IdentityResolver:
         address = self.client_address(peer, headers)
         known = await self._coherence.address(address)
         if known is not None:
+            if self._confirm_shared:
+                self.last_known.confirm_address(address, known[0], known[1])
             return Caller(known[0], known[1], address)
         epoch = await self._coherence.epoch()
-        matches = await self._store.find_instances_by_address(address)
+        try:
+            matches = await self._store.find_instances_by_address(address)
+        except StoreUnavailable as exc:
+            last = self.last_known.address(address, exc)
+            if last is None:
+                raise
+            return Caller(last[0], last[1], address)
         if cost is not None:
             cost.db_statements += 1
         if not matches:
@@ -126,6 +145,7 @@ class IdentityResolver:
         if len(matches) > 1:
             raise Forbidden(f"the address {address} belongs to several instances; refusing")
         uuid, generation = matches[0]
+        self.last_known.confirm_address(address, uuid, generation)
         await self._coherence.remember(epoch, uuid, generation, address)
         return Caller(uuid, generation, address)
 
@@ -150,12 +170,22 @@ class IdentityResolver:
             tenant,
             generation,
         ):
+            if self._confirm_shared:
+                self.last_known.confirm_instance(instance_id, tenant, generation)
             return Caller(instance_id, generation, address)
         epoch = await self._coherence.epoch()
-        core = await self._loader.core(instance_id, generation, cost)
+        try:
+            core = await self._loader.core(instance_id, generation, cost)
+        except StoreUnavailable as exc:
+            # The signature is verified above; only the tenant check needs the last known row.
+            last = self.last_known.instance(instance_id, tenant, exc)
+            if last is None:
+                raise
+            return Caller(instance_id, last, address)
         if core is None or core.project_id != tenant:
             # A tenant mismatch looks exactly like an unknown instance, as in Nova.
             raise InstanceNotFound("no such instance")
         await self._coherence.remember(epoch, core.uuid, core.generation)
         self._verified.set(core.uuid, (signature, tenant, core.generation))
+        self.last_known.confirm_instance(core.uuid, tenant, core.generation)
         return Caller(core.uuid, core.generation, address)

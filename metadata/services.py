@@ -82,7 +82,8 @@ class Services:
     @contextlib.asynccontextmanager
     async def open(cls, settings: Settings, *, migrate: bool = True
                    ) -> AsyncIterator[Services]:  # fmt: skip
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, timeout=settings.database_timeout,
+                      read_timeout=settings.database_read_timeout)  # fmt: skip
         cache = SliceCache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries)
         coherence: Coherence = (
             RedisCoherence(cache.shared.client, settings.cache_ttl, settings.cache_max_entries)
@@ -113,6 +114,7 @@ class Services:
                 store, loader, coherence, shared_secret=settings.proxy_shared_secret,
                 trusted_proxies=settings.trusted_proxies,
                 max_remembered=settings.cache_max_entries,
+                stale_if_error=settings.stale_if_error,
             )  # fmt: skip
             stats = Statistics()
             if cache.shared is not None:

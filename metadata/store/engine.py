@@ -14,7 +14,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from metadata.errors import Conflict, StoreUnavailable
@@ -36,11 +42,24 @@ class StatementCounter:
             self.statements.append(statement)
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def _engine_options(url: str, timeout: float) -> dict[str, Any]:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return {"connect_args": {"timeout": 30}}
-    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600, "pool_timeout": 10}
+    # A dead or unreachable server must cost a guest `timeout` seconds at most, connecting or
+    # queueing for a pooled connection, before its 503.
+    connect = {"timeout": timeout} if backend == "postgresql" else {"connect_timeout": timeout}
+    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600,
+            "pool_timeout": timeout, "connect_args": connect}  # fmt: skip
+
+
+def _discard_closed(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    # A restarted server closed our sockets and asyncpg saw the EOF: is_closed() knows it
+    # without a round trip (no pre-ping), and DisconnectionError makes the pool connect
+    # afresh, so the first request after a restart is not a 503.
+    driver = dbapi_connection.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("connection closed by the server")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -52,12 +71,19 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0, read_timeout: float | None = None
+                 ) -> None:  # fmt: skip
         self.url = url
         self.backend = make_url(url).get_backend_name()
-        options = _engine_options(url)
+        # hide_parameters: a driver error (logged or chained) never carries user data.
+        options = {**_engine_options(url, timeout), "hide_parameters": True}
+        reader_options = options
+        if self.backend == "postgresql" and read_timeout is not None:
+            # A server that stopped answering (not closed) must not hold guests forever.
+            connect_args = {**options["connect_args"], "command_timeout": read_timeout}
+            reader_options = {**options, "connect_args": connect_args}
         self.reader: AsyncEngine = create_async_engine(
-            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **reader_options
         )
         self.writer: AsyncEngine = create_async_engine(url, **options)
         self.counter = StatementCounter()
@@ -65,12 +91,19 @@ class Database:
             event.listen(engine.sync_engine, "before_cursor_execute", self.counter)
             if self.backend == "sqlite":
                 event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            elif self.backend == "postgresql":
+                event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.reader.connect() as conn:
-                yield conn
+                try:
+                    yield conn
+                except TimeoutError:
+                    # asyncpg gave up on a statement: the connection's state is unknown.
+                    await conn.invalidate()
+                    raise
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
