@@ -7,38 +7,35 @@ import logging
 import signal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from metadata.admin import build_admin_app
 from metadata.config import Settings
+from metadata.dispatch import GUEST_MAX_BODY, Drain, GuestEntry, guest_server
 from metadata.guard import GuestGuard
 from metadata.guest import GuestService
-from metadata.http_errors import error_middleware
-from metadata.limits import GUEST_SERVER_LIMITS, ConcurrencyGate, guest_limits_middleware
-from metadata.logs import IS_GUEST_APP, AccessLog, access_logger, configure_logging
+from metadata.limits import GUEST_SERVER_LIMITS, ConcurrencyGate
+from metadata.logs import IS_GUEST_APP, AccessLog, GuestAccessLog, access_logger, configure_logging
 from metadata.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
 GUEST = web.AppKey("guest", GuestService)
-# Guests send no bodies but the password (1020 bytes): anything larger is refused (413).
-GUEST_MAX_BODY = 4096
+
+
+def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEntry:
+    guest = GuestService(services, GuestGuard(services.settings, services.identity))
+    guest.access_log = services.settings.access_log
+    return GuestEntry(guest, ConcurrencyGate(services.settings.guest_max_concurrent), drain)
 
 
 def build_guest_app(services: Services) -> web.Application:
-    guest = GuestService(
-        services.store, services.loader, services.identity, services.settings.vendor_data,
-        services.stats, services.hot, services.planner,
-        GuestGuard(services.settings, services.identity),
-    )  # fmt: skip
-    gate = ConcurrencyGate(services.settings.guest_max_concurrent)
-    app = web.Application(middlewares=[error_middleware(json_errors=False),
-                                       guest_limits_middleware(gate)],
-                          client_max_size=GUEST_MAX_BODY)  # fmt: skip
+    """The guest listener's entry point inside an Application, for in-process use (tests,
+    previews); `serve` runs the same entry on aiohttp's low-level server."""
+    entry = build_guest_entry(services)
+    app = web.Application(client_max_size=GUEST_MAX_BODY)
     app[SERVICES] = services
-    app[GUEST] = guest
+    app[GUEST] = entry.guest
     app[IS_GUEST_APP] = True
-    guest.access_log = services.settings.access_log
-    app.router.add_route("*", "/{tail:.*}", guest.handle)
+    app.router.add_route("*", "/{tail:.*}", entry)
     return app
 
 
@@ -55,16 +52,19 @@ async def serve(settings: Settings) -> None:
     try:
         async with Services.open(settings) as services:
             drain = Drain()
-            runners: list[web.AppRunner] = []
+            admin = build_admin_app(services)
+            admin.middlewares.append(drain.middleware)
+            guest = guest_server(build_guest_entry(services, drain), **GUEST_SERVER_LIMITS,
+                                 access_log=access_logger(settings),
+                                 access_log_class=GuestAccessLog)  # fmt: skip
+            runners: list[web.BaseRunner] = []
             try:
-                for app, where, limits in (
-                    (build_guest_app(services), settings.listen, GUEST_SERVER_LIMITS),
-                    (build_admin_app(services), settings.admin_listen, {}),
-                ):
-                    drain.track(app)
-                    runner = web.AppRunner(app, access_log=access_logger(settings),
-                                           access_log_class=AccessLog,
-                                           shutdown_timeout=LEFTOVER_TIMEOUT, **limits)  # fmt: skip
+                for runner, where in (
+                    (web.ServerRunner(guest, shutdown_timeout=LEFTOVER_TIMEOUT), settings.listen),
+                    (web.AppRunner(admin, access_log=access_logger(settings),
+                                   access_log_class=AccessLog,
+                                   shutdown_timeout=LEFTOVER_TIMEOUT), settings.admin_listen),
+                ):  # fmt: skip
                     await runner.setup()
                     runners.append(runner)
                     # several workers (metadata/workers.py) share each port
@@ -87,48 +87,7 @@ async def serve(settings: Settings) -> None:
 LEFTOVER_TIMEOUT = 1.0
 
 
-class Drain:
-    """Counts the requests in flight on both listeners; once draining, every response closes
-    its connection, so a keep-alive client cannot hold a listener open with new requests."""
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.is_draining = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def track(self, app: web.Application) -> None:
-        # Appended last, so innermost: it counts exactly the handler's run, body read included.
-        app.middlewares.append(self._count)
-        app.on_response_prepare.append(self._close_when_draining)
-
-    @web.middleware
-    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self.in_flight += 1
-        self._idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._idle.set()
-
-    async def _close_when_draining(self, request: web.Request,
-                                   response: web.StreamResponse) -> None:  # fmt: skip
-        if self.is_draining:
-            response.force_close()
-
-    async def wait_idle(self, grace: float) -> bool:
-        """Start draining; whether every request in flight finished within `grace` seconds."""
-        self.is_draining = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            return False
-        return True
-
-
-async def _shut_down(runners: list[web.AppRunner], drain: Drain, grace: float) -> None:
+async def _shut_down(runners: list[web.BaseRunner], drain: Drain, grace: float) -> None:
     """Close every listening socket, wait (up to `grace`) for the requests in flight, then let
     each runner close what is left, cancel stragglers and run its app's cleanup."""
     for runner in runners:

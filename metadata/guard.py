@@ -53,7 +53,7 @@ class GuestGuard:
         if self.limiter is not None:
             self.limiter.admit(caller.instance_uuid)
 
-    def check_token(self, request: web.Request, caller: Caller, template: str) -> None:
+    def check_token(self, request: web.BaseRequest, caller: Caller, template: str) -> None:
         """A token, when sent, must be valid for this caller; when the path's policy needs
         one, it must be sent. Anything else about tokens is 401, which clients read as
         "get a new token" (cloud-init, botocore)."""
@@ -91,7 +91,7 @@ class GuestGuard:
         if len(entries) > 1:
             raise Forbidden(f"{FORWARDED_FOR} names more than one hop beyond trusted proxies")
 
-    async def token_request(self, request: web.Request, path: str) -> web.Response:
+    async def token_request(self, request: web.BaseRequest, path: str) -> web.Response:
         """`PUT /latest/api/token` and its refused variants (EC2: a dated or trailing-slash
         token path is 403). Never a 5xx: cloud-init reads one as "metadata disabled"."""
         segments = [s for s in path.split("/") if s]

@@ -10,14 +10,13 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from metadata import ec2, openstack
-from metadata.cache import HotAnswer, HotAnswers
+from metadata.cache import HotAnswer
 from metadata.errors import (
     BadRequest,
     MetadataError,
@@ -26,14 +25,12 @@ from metadata.errors import (
     RequestTimeout,
 )
 from metadata.guard import GuestGuard
-from metadata.identity import Caller, IdentityResolver
+from metadata.identity import Caller
 from metadata.limits import is_token_path
-from metadata.loader import RequestCost, SliceLoader
+from metadata.loader import RequestCost
 from metadata.logs import GUEST_ACCESS, GuestAccess
-from metadata.prefetch import BootPlanner
-from metadata.services import SERVICES
-from metadata.stats import UNMATCHED, Statistics, StatsKey
-from metadata.store.store import Store
+from metadata.services import Services
+from metadata.stats import UNMATCHED, StatsKey
 from metadata.tree import Answer, Match, Tree
 from metadata.user_data import USER_DATA_TEMPLATES, ETagMemo, etag_matches
 from metadata.waiters import ABSENT, GONE, WaitRequest, parse_wait, wait_for_change
@@ -92,9 +89,11 @@ def stats_key(route: Route, version_name: str) -> StatsKey:
 
 
 class GuestService:
-    def __init__(self, store: Store, loader: SliceLoader, identity: IdentityResolver,
-                 static_vendor_data: Mapping[str, object], stats: Statistics,
-                 hot: HotAnswers, planner: BootPlanner, guard: GuestGuard) -> None:  # fmt: skip
+    def __init__(self, services: Services, guard: GuestGuard) -> None:
+        self.services = services
+        store, loader, identity = services.store, services.loader, services.identity
+        stats, hot, planner = services.stats, services.hot, services.planner
+        static_vendor_data = services.settings.vendor_data
         self.store = store
         self.guard = guard
         self.loader = loader
@@ -127,7 +126,7 @@ class GuestService:
             raise NotFound("no such path")
         return Route(name, match), rest[0]
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         started = time.perf_counter()
         raw = request.raw_path
         path = raw.partition("?")[0] if "?" in raw else raw
@@ -172,7 +171,7 @@ class GuestService:
             note_access(request, key, caller, cost)
         return response
 
-    async def resolve(self, request: web.Request, route: Route, key: StatsKey, path: str,
+    async def resolve(self, request: web.BaseRequest, route: Route, key: StatsKey, path: str,
                       caller: Caller | None, cost: RequestCost) -> web.Response:  # fmt: skip
         method = request.method
         if route.match is None:
@@ -188,7 +187,7 @@ class GuestService:
             await self.post_password(request, caller)
             return web.Response(status=200, text="")
         if "?" in request.raw_path:
-            settings = request.app[SERVICES].settings
+            settings = self.services.settings
             wait = parse_wait(request.query, settings.wait_timeout_default,
                               settings.wait_timeout_max)  # fmt: skip
             if wait is not None:
@@ -201,7 +200,7 @@ class GuestService:
                                   response)  # fmt: skip
         return response
 
-    def with_etag(self, request: web.Request, uuid: str, generation: int, body: bytes,
+    def with_etag(self, request: web.BaseRequest, uuid: str, generation: int, body: bytes,
                   response: web.Response) -> web.Response:  # fmt: skip
         """User data answers carry the ETag of their bytes, and honour If-None-Match."""
         etag = self.etags.get(uuid, generation, body)
@@ -211,7 +210,7 @@ class GuestService:
         response.headers["ETag"] = etag
         return response
 
-    async def wait_for_change(self, request: web.Request, caller: Caller, key: StatsKey,
+    async def wait_for_change(self, request: web.BaseRequest, caller: Caller, key: StatsKey,
                               wait: WaitRequest, cost: RequestCost) -> Caller:  # fmt: skip
         """Hold the request until the user data differs from `wait.last_etag` or the wait
         times out; then who is asking again, at the generation that holds the change."""
@@ -225,7 +224,7 @@ class GuestService:
             except NotFound:
                 return GONE
 
-        await wait_for_change(request.app[SERVICES].waiters, uuid, wait, current_etag)
+        await wait_for_change(self.services.waiters, uuid, wait, current_etag)
         return await self.identity.resolve(request.remote or "", request.headers, cost)
 
     async def answer(self, route: Route, key: StatsKey, caller: Caller, cost: RequestCost
@@ -242,7 +241,7 @@ class GuestService:
             raise NotFound("no such path for this instance")
         return answer, generation
 
-    async def post_password(self, request: web.Request, caller: Caller) -> None:
+    async def post_password(self, request: web.BaseRequest, caller: Caller) -> None:
         if request.content_length is not None and request.content_length > MAX_PASSWORD_BYTES:
             raise BadRequest(f"password is over {MAX_PASSWORD_BYTES} bytes")
         try:
@@ -258,7 +257,7 @@ class GuestService:
         await self.store.set_password_once(caller.instance_uuid, value)
 
 
-def note_access(request: web.Request, key: StatsKey, caller: Caller | None,
+def note_access(request: web.BaseRequest, key: StatsKey, caller: Caller | None,
                 cost: RequestCost) -> None:  # fmt: skip
     """What the access log says of this request (metadata/logs.py)."""
     instance = None if caller is None else caller.instance_uuid

@@ -37,29 +37,34 @@ def _headers(exc: MetadataError) -> dict[str, str]:
     return {}
 
 
+def response_for(exc: Exception, request: web.BaseRequest, *, json_errors: bool
+                 ) -> web.Response:  # fmt: skip
+    """The response an exception raised while handling `request` deserves. An HTTPException
+    that is not an error (a redirect) is raised again."""
+    if isinstance(exc, MetadataError):
+        if exc.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, exc.message)
+        return error_response(exc.status, exc.message, json_errors=json_errors,
+                              headers=_headers(exc))  # fmt: skip
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
+        return error_response(exc.status, exc.reason, json_errors=json_errors, headers=headers)
+    request_id = uuid.uuid4().hex[:12]
+    log.error("unexpected error, request id %s: %s %s", request_id, request.method,
+              request.path, exc_info=exc)  # fmt: skip
+    return error_response(500, f"internal error (request id {request_id})",
+                          json_errors=json_errors)  # fmt: skip
+
+
 def error_middleware(*, json_errors: bool) -> Any:
     @web.middleware
     async def map_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
             return response
-        except MetadataError as exc:
-            if exc.status >= 500:
-                log.warning("%s %s: %s", request.method, request.path, exc.message)
-            return error_response(
-                exc.status, exc.message, json_errors=json_errors, headers=_headers(exc)
-            )
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
-            return error_response(exc.status, exc.reason, json_errors=json_errors, headers=headers)
-        except Exception:
-            request_id = uuid.uuid4().hex[:12]
-            log.exception("unexpected error, request id %s: %s %s", request_id,
-                          request.method, request.path)  # fmt: skip
-            return error_response(
-                500, f"internal error (request id {request_id})", json_errors=json_errors
-            )
+        except Exception as exc:
+            return response_for(exc, request, json_errors=json_errors)
 
     return map_errors

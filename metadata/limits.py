@@ -12,12 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from metadata.config import RateLimit
 from metadata.errors import (
     HeadersTooLarge,
-    ServiceUnavailable,
     TooManyRequests,
     URITooLong,
 )
@@ -60,7 +58,7 @@ def is_boot_critical(path: str) -> bool:
     return path in BOOT_CRITICAL_PATHS or path.rstrip("/").endswith(BOOT_CRITICAL_SUFFIXES)
 
 
-def check_request_size(request: web.Request) -> None:
+def check_request_size(request: web.BaseRequest) -> None:
     if len(request.raw_path) > MAX_PATH_BYTES:
         raise URITooLong(f"the path is over {MAX_PATH_BYTES} bytes")
     if len(request.headers) > MAX_HEADERS:
@@ -107,6 +105,14 @@ class ConcurrencyGate:
         self._critical: deque[asyncio.Future[None]] = deque()
         self._ordinary: deque[asyncio.Future[None]] = deque()
 
+    def try_acquire(self) -> bool:
+        """A slot at once if one is free for any request and nobody queues: the common case
+        costs no coroutine."""
+        if self.in_flight < self.ordinary_limit and not self._ordinary and not self._critical:
+            self.in_flight += 1
+            return True
+        return False
+
     async def acquire(self, critical: bool) -> None:
         bound = self.limit if critical else self.ordinary_limit
         queue = self._critical if critical else self._ordinary
@@ -145,23 +151,3 @@ class ConcurrencyGate:
                 if not waiter.done():
                     self.in_flight += 1
                     waiter.set_result(None)
-
-
-def guest_limits_middleware(gate: ConcurrencyGate) -> Any:
-    @web.middleware
-    async def bound(request: web.Request, handler: Handler) -> web.StreamResponse:
-        check_request_size(request)
-        path = request.raw_path.partition("?")[0]
-        try:
-            await gate.acquire(is_boot_critical(path))
-        except Overloaded:
-            if is_token_path(path):
-                # cloud-init reads a 5xx on the token PUT as "metadata disabled" and stops.
-                raise TooManyRequests(1, "busy, retry") from None
-            raise ServiceUnavailable("busy, retry") from None
-        try:
-            return await handler(request)
-        finally:
-            gate.release()
-
-    return bound

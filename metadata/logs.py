@@ -99,6 +99,7 @@ class AccessLog(AbstractAccessLogger):
 
     _ids = itertools.count(1)
     _prefix = f"{os.getpid():x}"
+    is_guest = False
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         # A process-unique id that costs a counter step, not a random draw.
@@ -114,7 +115,9 @@ class AccessLog(AbstractAccessLogger):
                           instance_uuid=guest.instance, cache_hit=guest.cache_hit,
                           db_statements=guest.db_statements)  # fmt: skip
             where = guest.template
-        elif isinstance(request, web.Request) and request.app.get(IS_GUEST_APP, False):
+        elif self.is_guest or (
+            isinstance(request, web.Request) and request.app.get(IS_GUEST_APP, False)
+        ):
             # refused before it matched a path (e.g. an unknown address): no template
             where = "-"
         else:
@@ -125,6 +128,13 @@ class AccessLog(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+class GuestAccessLog(AccessLog):
+    """The guest listener's lines: a request refused before it matched a path is logged
+    without it (a guest-chosen string is no template)."""
+
+    is_guest = True
 
 
 def access_logger(settings: Settings) -> logging.Logger | None:

@@ -236,13 +236,13 @@ async def load_documents(conn: AsyncConnection, uuids: list[str]) -> list[Instan
         (await conn.execute(
             select(t.vendor_data.c.instance_uuid, t.vendor_data.c.data)
             .where(t.vendor_data.c.instance_uuid.in_(uuids))
-        )).tuples().all()
+        )).all()
     )  # fmt: skip
     user = dict(
         (await conn.execute(
             select(t.user_data.c.instance_uuid, t.user_data.c.data)
             .where(t.user_data.c.instance_uuid.in_(uuids))
-        )).tuples().all()
+        )).all()
     )  # fmt: skip
     return [
         InstanceDocument(
