@@ -35,7 +35,7 @@ def build_guest_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[GUEST] = entry.guest
     app[IS_GUEST_APP] = True
-    app.router.add_route("*", "/{tail:.*}", entry)
+    app.router.add_route("*", "/{tail:.*}", entry.__call__)
     return app
 
 
