@@ -37,31 +37,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from loadtests.cloud_init import OPENSTACK_BOOT as BOOT
 from loadtests.seed import instance_address, seed
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "bench-admin-token-0123456789"
-# cloud-init 22.4's OpenStack boot (reference imds-peers §5.2): the listing, its five
-# files, then the EC2 meta-data crawl (listings first, then leaves).
-BOOT = (
-    "/openstack",
-    "/openstack/2018-08-27/meta_data.json",
-    "/openstack/2018-08-27/user_data",
-    "/openstack/2018-08-27/vendor_data.json",
-    "/openstack/2018-08-27/vendor_data2.json",
-    "/openstack/2018-08-27/network_data.json",
-    "/latest/meta-data/",
-    "/latest/meta-data/block-device-mapping/",
-    "/latest/meta-data/network/interfaces/macs/",
-    "/latest/meta-data/placement/",
-    "/latest/meta-data/public-keys/",
-    "/latest/meta-data/ami-id",
-    "/latest/meta-data/instance-id",
-    "/latest/meta-data/hostname",
-    "/latest/meta-data/local-ipv4",
-    "/latest/meta-data/public-keys/0/openssh-key",
-    "/latest/meta-data/placement/availability-zone",
-)
 LEAF = "/latest/meta-data/instance-id"
 LEARNING_BOOTS = 20  # boots that teach the prefetch planner the sequence before (b)
 

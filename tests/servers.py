@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,25 @@ def start_server(workdir: Path, env: dict[str, str], name: str = "server") -> Se
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"{name} did not become healthy in 30 s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def redis_replicas(workdir: Path, db_offset: int) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers sharing one SQLite file and one Redis database of this test process's
+    own (`db_offset` keeps modules apart), emptied first: no other run's keys."""
+    from tests import backends
+
+    redis_url = backends.require_redis()
+    db = 1 + (os.getpid() + db_offset) % 15
+    backends.flush_redis(db)
+    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/shared.db",
+           "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}"}  # fmt: skip
+    first = start_server(workdir, env, "first")
+    try:
+        second = start_server(workdir, env, "second")
+        try:
+            yield first, second
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -4,15 +4,13 @@ the other on the very next request, however warm the other's caches were."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests import backends
 from tests.documents import guest_headers, instance_uuid, sample_document
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, redis_replicas
 
 pytestmark = pytest.mark.redis
 
@@ -20,22 +18,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # fmt: skip
-    tmp_path = tmp_path_factory.mktemp("replicas")
-    redis_url = backends.require_redis()
-    # a database number of this test process's own, emptied first: no other run's keys
-    db = 1 + os.getpid() % 15
-    backends.flush_redis(db)
-    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/shared.db",
-           "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}"}  # fmt: skip
-    first = start_server(tmp_path, env, "first")
-    try:
-        second = start_server(tmp_path, env, "second")
-        try:
-            yield first, second
-        finally:
-            second.stop()
-    finally:
-        first.stop()
+    with redis_replicas(tmp_path_factory.mktemp("replicas"), 0) as pair:
+        yield pair
 
 
 def put(server: ServerProcess, doc: dict[str, object]) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import aiohttp
 import pytest
 
 from tests.documents import guest_headers, sample_document
+from tests.servers import free_port
 
 ADMIN_TOKEN = "shutdown-test-admin-token-0123"
 GRACE = 5.0
@@ -27,13 +27,6 @@ GRACE = 5.0
 MAX_REQUESTS = 2000
 MAX_LOAD_SECONDS = 10.0
 CLIENTS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.cloud_init import OPENSTACK_BOOT as BOOT
 from metadata.services import Services
 from metadata.store import schema as t
 from tests.conftest import PROXY_SECRET
@@ -101,28 +102,6 @@ async def test_version_listings_cost_no_statement(services: Services, guest: Any
     for path in ("/", "/openstack", "/openstack/"):
         assert (await guest.get(path)).status == 200
     assert services.db.counter.total == before
-
-
-# cloud-init 22.4's OpenStack boot: the listing, its five files, then the EC2 crawl.
-BOOT = [
-    "/openstack",
-    "/openstack/2018-08-27/meta_data.json",
-    "/openstack/2018-08-27/user_data",
-    "/openstack/2018-08-27/vendor_data.json",
-    "/openstack/2018-08-27/vendor_data2.json",
-    "/openstack/2018-08-27/network_data.json",
-    "/latest/meta-data/",
-    "/latest/meta-data/block-device-mapping/",
-    "/latest/meta-data/network/interfaces/macs/",
-    "/latest/meta-data/placement/",
-    "/latest/meta-data/public-keys/",
-    "/latest/meta-data/ami-id",
-    "/latest/meta-data/instance-id",
-    "/latest/meta-data/hostname",
-    "/latest/meta-data/local-ipv4",
-    "/latest/meta-data/public-keys/0/openssh-key",
-    "/latest/meta-data/placement/availability-zone",
-]
 
 
 async def boot(services: Services, guest: Any, n: int) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ import pytest
 from metadata.errors import BadRequest
 from metadata.user_data import etag_of
 from metadata.waiters import Waiters, WaitRequest, parse_wait, wait_for_change
-from tests import backends
 from tests.documents import guest_headers, instance_uuid, sample_document
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, redis_replicas
 
 WAIT = "/openstack/latest/user_data?wait_for_change=true&timeout_sec=300"
 # A waiter that is not woken would hang this long before the test fails (not a measurement).
@@ -213,22 +211,8 @@ def test_timeout_defaults_and_is_cut_to_the_maximum() -> None:
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # fmt: skip
-    tmp_path = tmp_path_factory.mktemp("wait-replicas")
-    redis_url = backends.require_redis()
-    # a database number of this test process's own (test_replicas takes the one before)
-    db = 1 + (os.getpid() + 1) % 15
-    backends.flush_redis(db)
-    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/shared.db",
-           "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}"}  # fmt: skip
-    first = start_server(tmp_path, env, "first")
-    try:
-        second = start_server(tmp_path, env, "second")
-        try:
-            yield first, second
-        finally:
-            second.stop()
-    finally:
-        first.stop()
+    with redis_replicas(tmp_path_factory.mktemp("wait-replicas"), 1) as pair:
+        yield pair
 
 
 def guest_read(server: ServerProcess, path: str, headers: dict[str, str]
