@@ -93,19 +93,31 @@ class GuestEntry:
                 drain.leave()
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
-        gate = self.gate
         try:
             check_request_size(request)
+        except Exception as exc:
+            return response_for(exc, request, json_errors=False)
+        raw = request.raw_path
+        if "?" in raw and "wait_for_change" in raw:
+            # A waiting guest holds no slot for minutes: waits have their own bounds
+            # (per instance and in total), so they cannot crowd out boots.
+            return await self._handle(request)
+        gate = self.gate
+        try:
             if not gate.try_acquire():
                 await self._wait_for_slot(request)
         except Exception as exc:
             return response_for(exc, request, json_errors=False)
         try:
+            return await self._handle(request)
+        finally:
+            gate.release()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
             return await self.guest.handle(request)
         except Exception as exc:
             return response_for(exc, request, json_errors=False)
-        finally:
-            gate.release()
 
     async def _wait_for_slot(self, request: web.BaseRequest) -> None:
         path = request.raw_path.partition("?")[0]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
-from metadata.records import DynamicVendorData, FixedIP, Port, Slice
+from metadata.records import FixedIP, Port, Slice
 from metadata.tree import Answer, Leaf, Tree, View
 
 FOLSOM, GRIZZLY, HAVANA, LIBERTY = "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15"
@@ -152,7 +152,7 @@ def vendor_data(static: Mapping[str, Any], view: View) -> dict[str, Any]:
 def vendor_data2(static: Mapping[str, Any], view: View) -> Answer:
     """`static` first, then each dynamic service that answered, under its name."""
     # View has no property for this slice; its lookup still refuses an undeclared one.
-    dynamic = cast(DynamicVendorData, view._get(Slice.DYNAMIC_VENDOR_DATA))
+    dynamic = view.dynamic_vendor_data
     return json_answer({"static": vendor_data(static, view), **dynamic.answers})
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from metadata.records import (
+    DynamicVendorData,
     InstanceCore,
     Keys,
     MetadataItems,
@@ -88,6 +89,10 @@ class View:
     @property
     def password(self) -> Password:
         return cast(Password, self._get(Slice.PASSWORD))
+
+    @property
+    def dynamic_vendor_data(self) -> DynamicVendorData:
+        return cast(DynamicVendorData, self._get(Slice.DYNAMIC_VENDOR_DATA))
 
 
 Render = Callable[[View], Answer | None]
@@ -245,7 +250,12 @@ class Tree:
             param, child = node.param
             for value in param.values(view):
                 inner = view.with_param(param.name, value)
-                if child.leaf is not None or self.listing(child, inner):
+                # a parameter's child is listed only when present, like any other child
+                if (
+                    _leaf_present(child.leaf, inner)
+                    if child.leaf is not None
+                    else self.listing(child, inner)
+                ):
                     names.append(
                         param.label(view, value)
                         if param.label
