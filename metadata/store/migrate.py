@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,7 +33,49 @@ def _current(sync_connection: Any) -> str | None:
     return MigrationContext.configure(sync_connection).get_current_revision()
 
 
+# Replicas starting together on a fresh database would each find no schema and each create
+# it; the loser fails on "table already exists". One lock per database serialises them: the
+# second runs after the first committed and finds nothing left to do.
+LOCK_NAME = "metadata_schema_migrations"
+PG_LOCK_KEY = 0x6D657461  # an arbitrary constant of ours ("meta")
+
+
+def _sqlite_lock_path(engine: AsyncEngine) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database + ".migrate-lock")
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    backend = engine.url.get_backend_name()
+    if backend == "sqlite":
+        lock_path = _sqlite_lock_path(engine)
+        if lock_path is None:
+            return await _upgrade_in_transaction(engine, revision)
+        with lock_path.open("a") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                await _upgrade_in_transaction(engine, revision)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    async with engine.begin() as conn:
+        if backend == "postgresql":
+            # held until this transaction ends: PostgreSQL's DDL is transactional
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+        elif backend in ("mysql", "mariadb"):
+            # a session lock: MySQL commits DDL as it goes, so hold it until the end
+            await conn.execute(text("SELECT GET_LOCK(:name, 120)"), {"name": LOCK_NAME})
+        try:
+            await conn.run_sync(_upgrade, revision)
+        finally:
+            if backend in ("mysql", "mariadb"):
+                await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+    return None
+
+
+async def _upgrade_in_transaction(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
 
