@@ -91,22 +91,19 @@ def stats_key(route: Route, version_name: str) -> StatsKey:
 class GuestService:
     def __init__(self, services: Services, guard: GuestGuard) -> None:
         self.services = services
-        store, loader, identity = services.store, services.loader, services.identity
-        stats, hot, planner = services.stats, services.hot, services.planner
-        static_vendor_data = services.settings.vendor_data
-        self.store = store
         self.guard = guard
-        self.loader = loader
-        self.identity = identity
-        self.stats = stats
-        self.hot = hot
-        self.planner = planner
+        self.store = services.store
+        self.loader = services.loader
+        self.identity = services.identity
+        self.stats = services.stats
+        self.hot = services.hot
+        self.planner = services.planner
         # build_guest_app turns it on with the access log: only then are requests annotated
         self.access_log = False
         self.etags = ETagMemo(ETAG_MEMO_ENTRIES)
         self.trees: dict[str, Tree] = {
             "ec2": ec2.build_tree(),
-            "openstack": openstack.build_tree(static_vendor_data),
+            "openstack": openstack.build_tree(services.settings.vendor_data),
         }
 
     def route(self, segments: list[str]) -> tuple[Route, str]:
