@@ -14,7 +14,7 @@ import uuid as uuid_module
 from collections.abc import Mapping
 from typing import Any
 
-from metadata.errors import InvalidDocument
+from metadata.errors import InvalidDocument, UserDataTooLarge
 from metadata.records import (
     FixedIP,
     Flavor,
@@ -340,7 +340,7 @@ def decode_user_data(value: Any, max_bytes: int) -> UserData:
     except (binascii.Error, ValueError):
         raise InvalidDocument("user_data", "is not valid base64") from None
     if len(data) > max_bytes:
-        raise InvalidDocument("user_data", f"is {len(data)} bytes, over the {max_bytes} limit")
+        raise UserDataTooLarge("user_data", f"is {len(data)} bytes, over the {max_bytes} limit")
     return UserData(data)
 
 

@@ -5,6 +5,7 @@ MetadataError
 ├── ClientError                the caller's fault: 4xx
 │   ├── BadRequest             400: malformed header, parameter or body
 │   │   └── InvalidDocument    400: an instance document that fails validation
+│   │       └── UserDataTooLarge  413: its user data is over the size limit
 │   ├── Unauthorized           401: admin token or session token missing or wrong
 │   ├── Forbidden              403: refused by policy
 │   │   └── BadSignature       403: Neutron-style signature missing or wrong
@@ -53,6 +54,13 @@ class InvalidDocument(BadRequest):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         super().__init__(f"{field}: {problem}")
+
+
+class UserDataTooLarge(InvalidDocument):
+    """Over the user data size limit inside a document: named like any field, but 413 as on
+    the raw user-data route."""
+
+    status = 413
 
 
 class Unauthorized(ClientError):

@@ -233,3 +233,17 @@ async def test_history_if_match_and_restore_work_on_every_database(
         assert await store.user_data_history(uuid, 10) == []
     finally:
         await db.dispose()
+
+
+async def test_oversize_user_data_inside_a_document_is_413_naming_the_field(
+    admin: Any, put_instance: Any, services: Any
+) -> None:
+    await put_instance(sample_document(1))
+    too_big = base64.b64encode(b"z" * (services.settings.user_data_max_bytes + 1)).decode()
+    response = await admin.put(f"/v1/instances/{instance_uuid(1)}",
+                               json=sample_document(1, user_data=too_big))  # fmt: skip
+    assert response.status == 413
+    assert "user_data" in (await response.json())["error"]
+    assert await (await admin.get(url(1))).read() == base64.b64decode(
+        sample_document(1)["user_data"]
+    )
