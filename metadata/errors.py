@@ -13,6 +13,7 @@ MetadataError
 │   │   └── InstanceNotFound   404: nobody we know asked, or no such instance
 │   ├── MethodNotAllowed       405
 │   ├── Conflict               409: e.g. a second password POST
+│   │   └── WriteConflict      409: concurrent writes met in the database (retried first)
 │   ├── PreconditionFailed     412: stale If-Match
 │   ├── RequestTimeout         408: a body that did not arrive in time
 │   ├── PayloadTooLarge        413
@@ -93,6 +94,11 @@ class MethodNotAllowed(ClientError):
 
 class Conflict(ClientError):
     status = 409
+
+
+class WriteConflict(Conflict):
+    """Two writes met in the database (a unique key taken meanwhile, a deadlock): the store
+    retries the transaction, and only a conflict that persists reaches the caller."""
 
 
 class PreconditionFailed(ClientError):

@@ -214,3 +214,19 @@ async def test_upgrade_is_idempotent_reaches_head_and_matches_the_tables(store: 
 
     async with store.db.writer.connect() as conn:
         assert await conn.run_sync(differences) == []
+
+
+async def test_concurrent_puts_of_one_new_instance_all_succeed(any_database_url: str) -> None:
+    """They race to create it (a deadlock on MariaDB, a key taken on PostgreSQL); the losers
+    run again as replaces: every PUT succeeds and exactly one created."""
+    import asyncio
+
+    from metadata.config import Settings
+    from metadata.services import Services
+
+    settings = Settings(database_url=any_database_url, admin_tokens={"admin": "x" * 20})
+    async with Services.open(settings) as services:
+        for n in range(300, 305):
+            doc = parse_document(sample_document(n))
+            created = await asyncio.gather(*(services.store.put_document(doc) for _ in range(6)))
+            assert sorted(created) == [False] * 5 + [True]

@@ -23,7 +23,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from metadata.errors import Conflict, StoreUnavailable
+from metadata.errors import StoreUnavailable, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,21 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+# Deadlock and lock-wait timeout (MariaDB/MySQL error numbers); serialization failure and
+# deadlock (PostgreSQL SQLSTATEs): the transaction lost a race and may simply run again.
+MYSQL_CONFLICTS = frozenset({1205, 1213})
+POSTGRES_CONFLICTS = frozenset({"40001", "40P01"})
+
+
+def is_write_conflict(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in POSTGRES_CONFLICTS:
+        return True
+    args: tuple[object, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in MYSQL_CONFLICTS
+
+
 class Database:
     def __init__(self, url: str, *, timeout: float = 2.0, read_timeout: float | None = None
                  ) -> None:  # fmt: skip
@@ -114,8 +129,10 @@ class Database:
             async with self.writer.begin() as conn:
                 yield conn
         except IntegrityError as exc:
-            raise Conflict("a concurrent write changed the same instance; retry") from exc
+            raise WriteConflict("a concurrent write changed the same instance; retry") from exc
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            if isinstance(exc, DBAPIError) and is_write_conflict(exc):
+                raise WriteConflict("a concurrent write changed the same instance; retry") from exc
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:

@@ -6,11 +6,16 @@ write through `add_write_listener`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metadata.coherence import WriteEvent
-from metadata.errors import InstanceNotFound
+from metadata.errors import InstanceNotFound, WriteConflict
 from metadata.records import InstanceDocument, Password, UserData
 from metadata.store import reads, writes
 from metadata.store.engine import Database
@@ -23,6 +28,8 @@ from metadata.user_data import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+WRITE_ATTEMPTS = 4
 
 # Told of every committed write (the cache and the coherence maps listen).
 WriteListener = Callable[[WriteEvent], Awaitable[None]]
@@ -108,45 +115,57 @@ class Store:
 
     # -- writes: one transaction each, listeners told after the commit -----------------
 
+    async def _write(self, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `body` in one transaction; one that lost a race to a concurrent write (a
+        deadlock on MariaDB, a key taken meanwhile) runs again on the data as it is now."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                async with self.db.transaction() as conn:
+                    return await body(conn)
+            except WriteConflict:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0.002, 0.02) * attempt)
+        raise AssertionError("unreachable")
+
     async def put_document(self, doc: InstanceDocument, actor: str = "") -> bool:
-        async with self.db.transaction() as conn:
-            created, generation, addresses = await writes.put_instance(
-                conn, doc, actor, self.user_data_kept
-            )
+        created, generation, addresses = await self._write(
+            lambda conn: writes.put_instance(conn, doc, actor, self.user_data_kept)
+        )
         await self._written(doc.core.uuid, generation, addresses)
         return created
 
     async def delete_instance(self, uuid: str) -> None:
-        async with self.db.transaction() as conn:
-            addresses = await writes.delete_instance(conn, uuid)
+        addresses = await self._write(lambda conn: writes.delete_instance(conn, uuid))
         await self._written(uuid, None, addresses)
 
     async def set_user_data(self, uuid: str, data: bytes | None,
                             change: UserDataChange | None = None) -> str | None:  # fmt: skip
         """Replace (None: remove) the user data; returns the new ETag (None: removed)."""
-        async with self.db.transaction() as conn:
-            generation = await writes.set_user_data(conn, uuid, data, change,
-                                                    self.user_data_kept)  # fmt: skip
+        generation = await self._write(
+            lambda conn: writes.set_user_data(conn, uuid, data, change, self.user_data_kept)
+        )
         await self._written(uuid, generation)
         return None if data is None else etag_of(data)
 
     async def restore_user_data(self, uuid: str, version: int, change: UserDataChange
                                 ) -> UserDataVersion:  # fmt: skip
         """Make an earlier version current again; returns the change this recorded."""
-        async with self.db.transaction() as conn:
+
+        async def restore(conn: AsyncConnection) -> tuple[int, UserDataVersion]:
             generation = await writes.restore_user_data(conn, uuid, version, change,
                                                         self.user_data_kept)  # fmt: skip
             # read inside the transaction: the row this restore just wrote
-            recorded = await reads.load_user_data_history(conn, uuid, 1)
+            return generation, (await reads.load_user_data_history(conn, uuid, 1))[0]
+
+        generation, recorded = await self._write(restore)
         await self._written(uuid, generation)
-        return recorded[0]
+        return recorded
 
     async def set_password_once(self, uuid: str, value: str) -> None:
-        async with self.db.transaction() as conn:
-            generation = await writes.set_password_once(conn, uuid, value)
+        generation = await self._write(lambda conn: writes.set_password_once(conn, uuid, value))
         await self._written(uuid, generation)
 
     async def clear_password(self, uuid: str) -> None:
-        async with self.db.transaction() as conn:
-            generation = await writes.clear_password(conn, uuid)
+        generation = await self._write(lambda conn: writes.clear_password(conn, uuid))
         await self._written(uuid, generation)
