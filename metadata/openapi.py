@@ -23,12 +23,28 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "no such thing",
         405: "method not allowed",
         412: "If-Match does not match",
+        409: "conflict",
         413: "body too large",
         503: "backend unavailable",
     }
     return {str(s): _json(ERROR, reasons[s]) for s in (401, 405, *statuses)}
 
 
+HISTORY_ENTRY = {
+    "type": "object",
+    "required": ["version", "changed_at", "changed_by", "action", "size", "sha256"],
+    "properties": {
+        "version": {"type": "integer"},
+        "changed_at": {"type": "string"},
+        "changed_by": {"type": "string"},
+        "action": {"type": "string"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string", "nullable": True},
+        "etag": {"type": "string", "nullable": True},
+        "restorable": {"type": "boolean"},
+        "restored_from": {"type": "integer", "nullable": True},
+    },
+}
 UUID_PARAM = {"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}
 INSTANCE = {"$ref": "#/components/schemas/Instance"}
 NO_CONTENT = {"204": {"description": "done"}}
@@ -177,6 +193,81 @@ def build_document() -> dict[str, Any]:
                     "summary": "remove the user data",
                     "responses": {**NO_CONTENT, **_errors(404)},
                 },
+            },
+            "/v1/instances/{uuid}/user-data/history": {
+                "parameters": [UUID_PARAM],
+                "get": {
+                    "summary": "the changes of the user data, newest first",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["history"],
+                                "properties": {
+                                    "history": {"type": "array", "items": HISTORY_ENTRY}
+                                },
+                            },
+                            "history",
+                        ),
+                        **_errors(400, 404),
+                    },
+                },
+            },
+            "/v1/instances/{uuid}/user-data/history/{version}/restore": {
+                "parameters": [
+                    UUID_PARAM,
+                    {
+                        "name": "version",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "post": {
+                    "summary": "make a kept version the current user data again",
+                    "responses": {
+                        "200": _json(HISTORY_ENTRY, "the change this recorded"),
+                        **_errors(404, 409),
+                    },
+                },
+            },
+            "/v1/instances/{uuid}/preview/{path}": {
+                "parameters": [
+                    UUID_PARAM,
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "get": {
+                    "summary": "exactly what the instance would be served at a guest path "
+                    "(X-Metadata-Status: the status the guest would get)",
+                    "responses": {"200": {"description": "the guest's body"}, **_errors(404)},
+                },
+            },
+            "/v1/waiters": {
+                "get": {
+                    "summary": "guests waiting for a user-data change on this replica",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["total", "max_total"],
+                                "properties": {
+                                    "total": {"type": "integer"},
+                                    "max_total": {"type": "integer"},
+                                },
+                            },
+                            "waiters",
+                        ),
+                        **_errors(),
+                    },
+                }
             },
             "/v1/stats/paths": {
                 "get": {
