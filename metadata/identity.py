@@ -96,7 +96,9 @@ class IdentityResolver:
         """The peer, or when the peer is a trusted proxy the rightmost forwarded address
         that is not itself a trusted proxy: entries a guest forged on the left are never
         reached."""
-        forwarded = headers.getall(FORWARDED_FOR, ())
+        return self.address_of(peer, headers.getall(FORWARDED_FOR, ()))
+
+    def address_of(self, peer: str, forwarded: Sequence[str]) -> str:
         # Parsing addresses costs more than the rest of a warm request: the answer for a
         # (peer, X-Forwarded-For) pair is remembered, in a bounded map.
         key = (peer, *forwarded)
@@ -155,17 +157,22 @@ class IdentityResolver:
         instance_id = single_header(headers, INSTANCE_ID) or ""
         signature = single_header(headers, SIGNATURE)
         tenant = single_header(headers, TENANT_ID)
-        expected = sign(self._secret, instance_id)
-        # Constant time, and on bytes: a non-ASCII header must not raise on the way.
-        if signature is None or not hmac.compare_digest(
-            expected.encode(), signature.encode("utf-8", "surrogateescape")
+        if signature is None:
+            raise BadSignature("instance id signature is missing or wrong")
+        # Constant time, and on bytes: a non-ASCII header must not raise on the way. A
+        # signature verified before for this instance is compared as it is (no new HMAC).
+        presented = signature.encode("utf-8", "surrogateescape")
+        remembered = self._verified.get(instance_id)
+        known = remembered[0].encode() if remembered is not None else None
+        if not (known is not None and hmac.compare_digest(known, presented)) and not (
+            hmac.compare_digest(sign(self._secret, instance_id).encode(), presented)
         ):
             raise BadSignature("instance id signature is missing or wrong")
         if tenant is None:
             raise BadRequest(f"{TENANT_ID} is required with {INSTANCE_ID}")
-        address = normalise_address(peer)
+        address = self.address_of(peer, ())
         generation = await self._coherence.generation(instance_id)
-        if generation is not None and self._verified.get(instance_id) == (
+        if generation is not None and remembered == (
             signature,
             tenant,
             generation,
