@@ -10,11 +10,15 @@ from metadata.providers.base import INSTANCE_UUID, Provider, json_value
 from metadata.records import Network, Slice
 from metadata.store import schema as t
 from metadata.store.bundle import json_rows
-from metadata.store.reads import network_from_rows
+from metadata.store.reads import (
+    FIXED_IP_COLUMNS,
+    PORT_COLUMNS,
+    PORTS_WITH_FIXED_IPS,
+    network_from_rows,
+)
 
 p, f = t.ports, t.fixed_ips
-FIELDS = ("position", "port_id", "mac", "network_id", "mtu", "vif_type", "floating_ips",
-          "ip_position", "address", "cidr", "gateway", "dns", "routes", "mode")  # fmt: skip
+FIELDS = (*(c.name for c in PORT_COLUMNS), "ip_position", *(c.name for c in FIXED_IP_COLUMNS))
 JSON_FIELDS = ("floating_ips", "dns", "routes")
 
 
@@ -22,29 +26,10 @@ class NetworkProvider(Provider):
     slice = Slice.NETWORK
 
     def columns(self) -> list[ColumnElement[Any]]:
-        joined = p.outerjoin(
-            f, (f.c.instance_uuid == p.c.instance_uuid) & (f.c.port_position == p.c.position)
-        )
+        # the order of FIELDS: the port, then the position and columns of each fixed IP
         rows = (
-            select(
-                json_rows(
-                    p.c.position,
-                    p.c.port_id,
-                    p.c.mac,
-                    p.c.network_id,
-                    p.c.mtu,
-                    p.c.vif_type,
-                    p.c.floating_ips,
-                    f.c.position,
-                    f.c.address,
-                    f.c.cidr,
-                    f.c.gateway,
-                    f.c.dns,
-                    f.c.routes,
-                    f.c.mode,
-                )
-            )
-            .select_from(joined)
+            select(json_rows(*PORT_COLUMNS, f.c.position, *FIXED_IP_COLUMNS))
+            .select_from(PORTS_WITH_FIXED_IPS)
             .where(p.c.instance_uuid == INSTANCE_UUID)
         )
         return [rows.scalar_subquery().label("network")]

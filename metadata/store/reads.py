@@ -122,29 +122,23 @@ def network_from_rows(rows: Sequence[Mapping[str, Any] | RowMapping]) -> Network
     return Network(tuple(ports))
 
 
+# The network slice's rows: every port, left-joined with its fixed IPs.
+PORTS_WITH_FIXED_IPS = t.ports.outerjoin(
+    t.fixed_ips,
+    (t.fixed_ips.c.instance_uuid == t.ports.c.instance_uuid)
+    & (t.fixed_ips.c.port_position == t.ports.c.position),
+)
+PORT_COLUMNS = [t.ports.c[name] for name in (
+    "position", "port_id", "mac", "network_id", "mtu", "vif_type", "floating_ips")]  # fmt: skip
+FIXED_IP_COLUMNS = [t.fixed_ips.c[name] for name in (
+    "address", "cidr", "gateway", "dns", "routes", "mode")]  # fmt: skip
+
+
 async def load_network(conn: AsyncConnection, uuid: str) -> Network:
     p, f = t.ports, t.fixed_ips
     query = (
-        select(
-            p.c.position,
-            p.c.port_id,
-            p.c.mac,
-            p.c.network_id,
-            p.c.mtu,
-            p.c.vif_type,
-            p.c.floating_ips,
-            f.c.address,
-            f.c.cidr,
-            f.c.gateway,
-            f.c.dns,
-            f.c.routes,
-            f.c.mode,
-        )
-        .select_from(
-            p.outerjoin(
-                f, (f.c.instance_uuid == p.c.instance_uuid) & (f.c.port_position == p.c.position)
-            )
-        )
+        select(*PORT_COLUMNS, *FIXED_IP_COLUMNS)
+        .select_from(PORTS_WITH_FIXED_IPS)
         .where(p.c.instance_uuid == uuid)
         .order_by(p.c.position, f.c.position)
     )
@@ -224,9 +218,8 @@ async def load_documents(conn: AsyncConnection, uuids: list[str]) -> list[Instan
     network_rows: dict[str, list[Mapping[str, Any] | RowMapping]] = {u: [] for u in uuids}
     for row in (
         await conn.execute(
-            select(p, f.c.address, f.c.cidr, f.c.gateway, f.c.dns, f.c.routes, f.c.mode)
-            .select_from(p.outerjoin(f, (f.c.instance_uuid == p.c.instance_uuid)
-                                     & (f.c.port_position == p.c.position)))
+            select(p.c.instance_uuid, *PORT_COLUMNS, *FIXED_IP_COLUMNS)
+            .select_from(PORTS_WITH_FIXED_IPS)
             .where(p.c.instance_uuid.in_(uuids))
             .order_by(p.c.instance_uuid, p.c.position, f.c.position)
         )
