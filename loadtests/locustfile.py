@@ -29,7 +29,7 @@ from locust import HttpUser, between, task
 from locust.contrib.fasthttp import FastHttpUser
 
 from loadtests.seed import instance_address, instance_uuid, project_id
-from metadata.identity import sign
+from metadata.guest.identify import sign
 
 INSTANCES = int(os.environ.get("LOAD_INSTANCES", "10000"))
 FIRST = int(os.environ.get("LOAD_FIRST_INSTANCE", "0"))

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
+from metadata.admin.importer import time_now, write_batch
 from metadata.document import parse_document
-from metadata.importer import time_now, write_batch
 from metadata.records import InstanceDocument
 from metadata.store import schema as t
 from metadata.store.engine import Database

@@ -8,12 +8,12 @@ import signal
 
 from aiohttp import web
 
-from metadata.admin import build_admin_app
+from metadata.admin.routes import build_admin_app
 from metadata.config import Settings
-from metadata.dispatch import GUEST_MAX_BODY, Drain, GuestEntry, guest_server
-from metadata.guard import GuestGuard
-from metadata.guest import GuestService
-from metadata.limits import GUEST_SERVER_LIMITS, ConcurrencyGate
+from metadata.guest.entry import GUEST_MAX_BODY, Drain, GuestEntry, guest_server
+from metadata.guest.guard import GuestGuard
+from metadata.guest.limits import GUEST_SERVER_LIMITS, ConcurrencyGate
+from metadata.guest.service import GuestService
 from metadata.logs import IS_GUEST_APP, AccessLog, GuestAccessLog, access_logger, configure_logging
 from metadata.services import SERVICES, Services
 

@@ -25,9 +25,9 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
 
 from metadata import codec
+from metadata.guest.tree import Answer
 from metadata.lru import LRU
 from metadata.records import Slice
-from metadata.tree import Answer
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5  # seconds: a slow Redis must not hold a guest longer than a DB read

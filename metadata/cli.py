@@ -167,7 +167,7 @@ def _serve_workers(settings: Settings) -> int:
 
 
 def _instances(args: argparse.Namespace, settings: Settings) -> int:
-    from metadata import importer
+    from metadata.admin import importer
 
     if args.instances_command == "import":
         return int(_run(importer.import_file(settings, args.file, args.batch_size,
@@ -176,7 +176,7 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from metadata.admin_client import AdminClient, AdminClientError
+    from metadata.admin.client import AdminClient, AdminClientError
 
     try:
         client = AdminClient.from_settings(settings, args.admin_url, args.token)
@@ -195,7 +195,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _user_data(args: argparse.Namespace, settings: Settings) -> int:
-    from metadata.admin_client import AdminClient, AdminClientError
+    from metadata.admin.client import AdminClient, AdminClientError
 
     command = args.user_data_command
     path = f"/v1/instances/{args.uuid}/user-data"

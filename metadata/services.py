@@ -17,7 +17,8 @@ from aiohttp import web
 from metadata.cache import HotAnswers, SliceCache
 from metadata.coherence import Coherence, LocalCoherence, RedisCoherence
 from metadata.config import Settings
-from metadata.identity import IdentityResolver
+from metadata.guest.identify import IdentityResolver
+from metadata.guest.waiting import RedisWakeups, Waiters
 from metadata.loader import SliceLoader
 from metadata.prefetch import BootPlanner
 from metadata.providers import build_providers
@@ -26,7 +27,6 @@ from metadata.stats import Statistics
 from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
 from metadata.store.store import Store
-from metadata.waiters import RedisWakeups, Waiters
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from metadata.admin import build_admin_app
+from metadata.admin.routes import build_admin_app
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.services import Services

@@ -135,7 +135,7 @@ def user_data_of(doc: dict[str, Any]) -> bytes:
 
 def signed_headers(doc: dict[str, Any], secret: str) -> dict[str, str]:
     """Headers as Neutron's metadata proxy sends them for this instance."""
-    from metadata.identity import sign
+    from metadata.guest.identify import sign
 
     return {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
             "X-Instance-ID-Signature": sign(secret, doc["uuid"])}  # fmt: skip

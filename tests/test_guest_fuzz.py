@@ -16,7 +16,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metadata.admin import build_admin_app
+from metadata.admin.routes import build_admin_app
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.services import Services

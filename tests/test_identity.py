@@ -12,7 +12,7 @@ import pytest
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.errors import BadRequest
-from metadata.identity import normalise_address, sign
+from metadata.guest.identify import normalise_address, sign
 from metadata.services import Services
 from tests.conftest import PROXY_SECRET
 from tests.documents import guest_headers, instance_address, sample_document

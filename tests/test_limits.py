@@ -8,7 +8,7 @@ import pytest
 
 from metadata.config import RateLimit
 from metadata.errors import TooManyRequests
-from metadata.limits import ConcurrencyGate, Overloaded, RateLimiter, is_boot_critical
+from metadata.guest.limits import ConcurrencyGate, Overloaded, RateLimiter, is_boot_critical
 
 
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:

@@ -19,7 +19,7 @@ from metadata.document import parse_document
 # before ssl is loaded: so the locustfile is imported in a fresh interpreter.
 LOCUSTFILE_CHECK = """
 from loadtests import locustfile, seed
-from metadata.identity import sign
+from metadata.guest.identify import sign
 users = {"CloudInitOpenStack", "CloudInitEC2", "IMDSv2Client", "UserDataWaiter", "Operator"}
 assert users <= set(vars(locustfile)), users - set(vars(locustfile))
 locustfile.IDENTITY, locustfile.SECRET = "signed", "s3cret"

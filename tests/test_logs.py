@@ -14,7 +14,7 @@ import pytest
 
 from metadata.config import Settings, load_settings
 from metadata.errors import InvalidSettings
-from metadata.identity import sign
+from metadata.guest.identify import sign
 from metadata.logs import JsonFormatter, TextFormatter, access_logger
 from tests.documents import guest_headers, instance_uuid, sample_document
 from tests.servers import ADMIN_TOKEN, ServerProcess, start_server

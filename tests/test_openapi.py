@@ -20,9 +20,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from metadata.admin import build_admin_app
+from metadata.admin.openapi import build_document
+from metadata.admin.routes import build_admin_app
 from metadata.config import Settings
-from metadata.openapi import build_document
 from metadata.services import Services
 from tests.conftest import ADMIN_TOKEN
 from tests.documents import sample_document

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from metadata import openstack
 from metadata.document import parse_document
+from metadata.guest import openstack
+from metadata.guest.tree import View
 from metadata.records import Slice
-from metadata.tree import View
 from tests.conftest import PROXY_SECRET
 from tests.documents import guest_headers, sample_document
 from tests.guest_http import full_document, minimal_document, signed_headers

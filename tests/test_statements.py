@@ -84,7 +84,7 @@ async def test_meta_data_json_never_reads_user_data_or_network(
 async def test_signed_identity_and_the_core_slice_share_one_statement(
     services: Services, guest: Any, put_instance: Any
 ) -> None:
-    from metadata.identity import sign
+    from metadata.guest.identify import sign
 
     doc = await put_instance(sample_document(8))
     headers = {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],

@@ -7,7 +7,7 @@ import pytest
 
 from metadata.config import load_settings
 from metadata.errors import InvalidSettings
-from metadata.tokens import TokenPolicy, TokenSigner, parse_ttl
+from metadata.guest.tokens import TokenPolicy, TokenSigner, parse_ttl
 
 UUID_A = "0e5b4f4e-6d1c-4f6a-9a57-3c3f1c2b9d10"
 UUID_B = "0e5b4f4e-6d1c-4f6a-9a57-3c3f1c2b9d11"

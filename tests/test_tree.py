@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from metadata import ec2, openstack
-from metadata.tree import Leaf
+from metadata.guest import ec2, openstack
+from metadata.guest.tree import Leaf
 from tests.conftest import PROXY_SECRET
 from tests.documents import guest_headers
 from tests.guest_http import (

@@ -17,7 +17,7 @@ from metadata.document import parse_document
 from metadata.errors import Conflict, PreconditionFailed
 from metadata.store.engine import Database
 from metadata.store.store import Store
-from metadata.user_data import UserDataChange, etag_of
+from metadata.user_data_versions import UserDataChange, etag_of
 from tests.conftest import ADMIN_TOKEN
 from tests.documents import guest_headers, instance_uuid, sample_document
 

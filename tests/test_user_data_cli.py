@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from metadata.cli import main
-from metadata.user_data import etag_of
+from metadata.user_data_versions import etag_of
 from tests.conftest import ADMIN_TOKEN
 from tests.documents import guest_headers, instance_uuid, sample_document
 

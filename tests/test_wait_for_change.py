@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from metadata.errors import BadRequest
-from metadata.user_data import etag_of
-from metadata.waiters import Waiters, WaitRequest, parse_wait, wait_for_change
+from metadata.guest.waiting import Waiters, WaitRequest, parse_wait, wait_for_change
+from metadata.user_data_versions import etag_of
 from tests.documents import guest_headers, instance_uuid, sample_document
 from tests.servers import ServerProcess, redis_replicas
 

@@ -25,7 +25,7 @@ from metadata.records import (
     VendorData,
 )
 from metadata.store import schema as t
-from metadata.user_data import UserDataVersion
+from metadata.user_data_versions import UserDataVersion
 
 
 def core_from_row(row: Mapping[str, Any] | RowMapping) -> InstanceCore:

@@ -20,7 +20,7 @@ from metadata.records import InstanceDocument, Password, UserData
 from metadata.store import reads, writes
 from metadata.store.engine import Database
 from metadata.store.migrate import upgrade
-from metadata.user_data import (
+from metadata.user_data_versions import (
     UserDataChange,
     UserDataVersion,
     etag_of,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from metadata.errors import Conflict, InstanceNotFound, NotFound, PreconditionFailed
 from metadata.records import InstanceDocument
 from metadata.store import schema as t
-from metadata.user_data import UserDataChange, etag_matches, etag_of_sha256
+from metadata.user_data_versions import UserDataChange, etag_matches, etag_of_sha256
 
 
 def next_generation(previous: int | None) -> int:

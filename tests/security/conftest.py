@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from metadata.app import build_guest_app
-from metadata.limits import GUEST_SERVER_LIMITS
+from metadata.guest.limits import GUEST_SERVER_LIMITS
 from metadata.services import Services
 from tests.conftest import AIOHTTP_CLIENT
 from tests.documents import guest_headers, instance_address, sample_document

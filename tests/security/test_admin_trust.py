@@ -36,7 +36,7 @@ async def test_the_admin_api_is_not_on_the_guest_listener(guest: Any, two_instan
 )  # fmt: skip
 async def test_a_wrong_admin_token_is_401(aiohttp_client: Any, services: Any,
                                           authorization: str) -> None:  # fmt: skip
-    from metadata.admin import build_admin_app
+    from metadata.admin.routes import build_admin_app
 
     client = await aiohttp_client(build_admin_app(services))
     headers = {"Authorization": authorization} if authorization else {}
@@ -46,7 +46,7 @@ async def test_a_wrong_admin_token_is_401(aiohttp_client: Any, services: Any,
 @pytest.mark.parametrize("token", [ADMIN_TOKEN, OPS_TOKEN])
 async def test_each_named_admin_token_is_accepted(aiohttp_client: Any, services: Any,
                                                   token: str) -> None:  # fmt: skip
-    from metadata.admin import build_admin_app
+    from metadata.admin.routes import build_admin_app
 
     client = await aiohttp_client(build_admin_app(services))
     response = await client.get("/v1/instances", headers={"Authorization": f"Bearer {token}"})

@@ -91,7 +91,7 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_server(
     from aiohttp.test_utils import TestServer
 
     from metadata.app import build_guest_app
-    from metadata.limits import GUEST_SERVER_LIMITS
+    from metadata.guest.limits import GUEST_SERVER_LIMITS
 
     server = TestServer(build_guest_app(services))
     await server.start_server(**{**GUEST_SERVER_LIMITS, "keepalive_timeout": 0.3})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from metadata.tokens import TokenSigner
+from metadata.guest.tokens import TokenSigner
 from tests.documents import instance_uuid
 from tests.security.conftest import (
     ATTACKER,

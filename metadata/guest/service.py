@@ -15,7 +15,6 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from metadata import ec2, openstack
 from metadata.cache import HotAnswer
 from metadata.errors import (
     BadRequest,
@@ -24,16 +23,17 @@ from metadata.errors import (
     NotFound,
     RequestTimeout,
 )
-from metadata.guard import GuestGuard
-from metadata.identity import Caller
-from metadata.limits import is_token_path
+from metadata.guest import ec2, openstack
+from metadata.guest.guard import GuestGuard
+from metadata.guest.identify import Caller
+from metadata.guest.limits import is_token_path
+from metadata.guest.tree import Answer, Match, Tree
+from metadata.guest.waiting import ABSENT, GONE, WaitRequest, parse_wait, wait_for_change
 from metadata.loader import RequestCost
 from metadata.logs import GUEST_ACCESS, GuestAccess
 from metadata.services import Services
 from metadata.stats import UNMATCHED, StatsKey
-from metadata.tree import Answer, Match, Tree
-from metadata.user_data import USER_DATA_TEMPLATES, ETagMemo, etag_matches
-from metadata.waiters import ABSENT, GONE, WaitRequest, parse_wait, wait_for_change
+from metadata.user_data_versions import USER_DATA_TEMPLATES, ETagMemo, etag_matches
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Version listings hold no instance data: answered before identity, as Nova answers `/`.

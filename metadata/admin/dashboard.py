@@ -20,7 +20,7 @@ DASHBOARD_PATH = "/dashboard"
 
 @cache
 def page_template() -> str:
-    return resources.files("metadata").joinpath("dashboard.html").read_text(encoding="utf-8")
+    return resources.files("metadata.admin").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 def security_headers(nonce: str) -> dict[str, str]:

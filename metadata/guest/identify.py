@@ -20,7 +20,7 @@ from metadata.errors import (
     InstanceNotFound,
     StoreUnavailable,
 )
-from metadata.last_known import LastKnownIdentities
+from metadata.guest.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
 from metadata.store.store import Store

@@ -93,7 +93,7 @@ class StatsCollector(Collector):
 
 
 async def get_stats_paths(request: web.Request) -> web.Response:
-    from metadata.admin import json_response
+    from metadata.admin.routes import json_response
 
     services = request.app[SERVICES]
     table = await stats_table(services)

@@ -24,9 +24,9 @@ from metadata.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from metadata.identity import FORWARDED_FOR, Caller, IdentityResolver, normalise_address
-from metadata.limits import RateLimiter
-from metadata.tokens import TOKEN_HEADERS, TTL_HEADERS, TokenPolicy, TokenSigner, parse_ttl
+from metadata.guest.identify import FORWARDED_FOR, Caller, IdentityResolver, normalise_address
+from metadata.guest.limits import RateLimiter
+from metadata.guest.tokens import TOKEN_HEADERS, TTL_HEADERS, TokenPolicy, TokenSigner, parse_ttl
 
 TOKEN_PATH = "/latest/api/token"
 MAX_TOKEN_BODY = 1024  # EC2's PUT has none; tolerate a stray one, refuse a flood

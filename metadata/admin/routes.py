@@ -12,15 +12,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from metadata.dashboard import DASHBOARD_PATH, add_dashboard_route
+from metadata.admin.dashboard import DASHBOARD_PATH, add_dashboard_route
+from metadata.admin.metrics import add_stats_routes
+from metadata.admin.openapi import add_openapi_route
+from metadata.admin.preview import add_preview_routes
 from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
 from metadata.http_errors import error_middleware
-from metadata.metrics import add_stats_routes
-from metadata.openapi import add_openapi_route
-from metadata.preview import add_preview_routes
 from metadata.services import SERVICES, Services
-from metadata.user_data import UserDataChange, etag_matches, etag_of
+from metadata.user_data_versions import UserDataChange, etag_matches, etag_of
 
 # The dashboard page holds no data (it fetches everything with the token it asks for), so
 # it may be opened without one.

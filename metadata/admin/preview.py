@@ -17,9 +17,9 @@ from aiohttp import web
 from metadata.cache import HotAnswers
 from metadata.document import normalise_uuid
 from metadata.errors import InstanceNotFound, InvalidDocument, MetadataError, NotFound
-from metadata.guest import GuestService, finish, path_segments, stats_key
+from metadata.guest.identify import Caller
+from metadata.guest.service import GuestService, finish, path_segments, stats_key
 from metadata.http_errors import error_response
-from metadata.identity import Caller
 from metadata.loader import RequestCost
 from metadata.prefetch import BootPlanner
 from metadata.services import SERVICES, Services

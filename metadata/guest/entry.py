@@ -17,15 +17,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from metadata.errors import ServiceUnavailable, TooManyRequests
-from metadata.guest import GuestService
-from metadata.http_errors import response_for
-from metadata.limits import (
+from metadata.guest.limits import (
     ConcurrencyGate,
     Overloaded,
     check_request_size,
     is_boot_critical,
     is_token_path,
 )
+from metadata.guest.service import GuestService
+from metadata.http_errors import response_for
 
 # Guests send no bodies but the password (1020 bytes): anything larger is refused (413).
 GUEST_MAX_BODY = 4096

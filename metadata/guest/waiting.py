@@ -18,7 +18,7 @@ from typing import Any
 
 from metadata.coherence import EVENTS_CHANNEL, WriteEvent
 from metadata.errors import BadRequest, ServiceUnavailable
-from metadata.user_data import normalise_etag
+from metadata.user_data_versions import normalise_etag
 
 log = logging.getLogger(__name__)
 # Seconds between attempts to (re)subscribe after Redis failed.

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import orjson
 
+from metadata.guest.tree import Answer, Leaf, Param, Present, Render, Tree, View
 from metadata.records import FixedIP, Port, Slice
-from metadata.tree import Answer, Leaf, Param, Present, Render, Tree, View
 
 # The versions Nova lists, oldest first; `latest` serves every leaf we know.
 VERSIONS = (

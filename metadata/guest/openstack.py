@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
+from metadata.guest.tree import Answer, Leaf, Tree, View
 from metadata.records import FixedIP, Port, Slice
-from metadata.tree import Answer, Leaf, Tree, View
 
 FOLSOM, GRIZZLY, HAVANA, LIBERTY = "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15"
 NEWTON_ONE, NEWTON_TWO, OCATA = "2016-06-30", "2016-10-06", "2017-02-22"

@@ -1,0 +1,1 @@
+"""The operator listener: instance documents, user data, statistics, previews, health."""

@@ -1,0 +1,1 @@
+"""The guest listener: identify the caller, match the path, load, render, record."""
