@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the guest and admin listeners")
     _add_settings_flags(serve, SETTING_FLAGS)
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="first seed an example instance owned by 127.0.0.1 (SQLite only)",
+    )
+    serve.add_argument(
+        "--force-demo", action="store_true", help="--demo, even on a database that is not SQLite"
+    )
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -124,6 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # log_format is for the service; the one-shot commands talk to a person at a terminal.
     configure_logging(settings, None if args.command == "serve" else "text")
+    if getattr(args, "demo", False) or getattr(args, "force_demo", False):
+        from metadata.demo import prepare_demo
+
+        try:
+            prepare_demo(settings, force=args.force_demo)
+        except InvalidSettings as exc:
+            print(f"metadata: {exc}", file=sys.stderr)
+            return 2
     handlers: dict[str, Callable[[], Any]] = {
         "serve": lambda: _serve_workers(settings) if settings.workers > 1
         else _run(_serve(settings)),

@@ -27,6 +27,10 @@ ACCESS_LOGGER = "metadata.access"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes every LogRecord has; anything else came in through `extra=`.
 _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Libraries that log their own machinery at INFO (alembic: the plugins it sets up, the
+# dialect it picked, each migration step): heard at DEBUG only. The service says what
+# matters in its own words (the schema revision, in metadata/store/migrate.py).
+QUIET_LIBRARIES = ("alembic",)
 
 
 class GuestAccess(NamedTuple):
@@ -92,6 +96,9 @@ def configure_logging(settings: Settings, log_format: str | None = None) -> None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    quiet = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
 
 
 class AccessLog(AbstractAccessLogger):

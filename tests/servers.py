@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,11 @@ def _send(request: urllib.request.Request) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def start_server(workdir: Path, env: dict[str, str], name: str = "server") -> ServerProcess:
-    """Start one server on free loopback ports and wait until /healthz answers."""
+def start_server(
+    workdir: Path, env: dict[str, str], name: str = "server", args: Sequence[str] = ()
+) -> ServerProcess:
+    """Start one server on free loopback ports and wait until /healthz answers; `args` go
+    to `metadata serve` (e.g. --demo)."""
     guest_port, admin_port = free_port(), free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_")}
     full_env.update({"METADATA_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -76,8 +79,10 @@ def start_server(workdir: Path, env: dict[str, str], name: str = "server") -> Se
     full_env.update(env)
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "metadata", "serve"], cwd=workdir,
-                                   env=full_env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        command = [sys.executable, "-m", "metadata", "serve", *args]
+        process = subprocess.Popen(
+            command, cwd=workdir, env=full_env, stdout=out, stderr=subprocess.STDOUT
+        )
     server = ServerProcess(process, guest_port, admin_port, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

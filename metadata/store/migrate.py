@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -26,7 +28,12 @@ def alembic_config() -> Config:
 def _upgrade(sync_connection: Any, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = sync_connection
+    before = _current(sync_connection)
     command.upgrade(config, revision)
+    after = _current(sync_connection)
+    # alembic's own lines are quiet (metadata/logs.py): say once what changed.
+    if after != before:
+        log.info("database schema migrated from revision %s to %s", before or "none", after)
 
 
 def _current(sync_connection: Any) -> str | None:
