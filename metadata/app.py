@@ -23,7 +23,6 @@ GUEST = web.AppKey("guest", GuestService)
 
 def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEntry:
     guest = GuestService(services, GuestGuard(services.settings, services.identity))
-    guest.access_log = services.settings.access_log
     return GuestEntry(guest, ConcurrencyGate(services.settings.guest_max_concurrent), drain)
 
 

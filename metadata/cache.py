@@ -1,11 +1,7 @@
-"""Two cache tiers: rendered answers in process, and provider slices through aiocache.
-
-- `HotAnswers`: the warm path. Rendered answers keyed by (instance, generation, raw path):
-  a hit costs one dict lookup, no aiocache call, no parsing, no rendering.
-- `SliceCache`: provider slices keyed by (instance, generation, slice), in aiocache: a
-  bounded in-process LRU by default, Redis when replicas share one cloud. Keys carry the
-  generation, so a write never needs to find old entries: they are simply never asked for
-  again and age out.
+"""The slice cache tier: provider slices keyed by (instance, generation, slice), in
+aiocache: a bounded in-process LRU by default, Redis when replicas share one cloud. Keys
+carry the generation, so a write never needs to find old entries: they are simply never
+asked for again and age out. (Rendered answers, the tier above, are metadata/guest/hot.py.)
 
 When Redis fails, the slice tier falls back to the in-process LRU with a logged warning and
 tries Redis again a few seconds later; no guest request fails for it.
@@ -17,7 +13,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -25,36 +20,11 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.serializers import NullSerializer
 
 from metadata import codec
-from metadata.guest.tree import Answer
-from metadata.lru import LRU
 from metadata.records import Slice
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5  # seconds: a slow Redis must not hold a guest longer than a DB read
 RETRY_AFTER = 5.0  # seconds before trying a Redis that failed again
-
-
-@dataclass(frozen=True, slots=True)
-class HotAnswer:
-    answer: Answer
-    # the statistics key of the path this answer belongs to
-    stats_key: tuple[str, str]
-
-
-class HotAnswers:
-    """Rendered answers per (instance uuid, generation, raw path), bounded."""
-
-    def __init__(self, max_entries: int) -> None:
-        self._entries: LRU[tuple[str, int, str], HotAnswer] = LRU(max_entries)
-
-    def get(self, uuid: str, generation: int, raw_path: str) -> HotAnswer | None:
-        return self._entries.get((uuid, generation, raw_path))
-
-    def put(self, uuid: str, generation: int, raw_path: str, entry: HotAnswer) -> None:
-        self._entries.set((uuid, generation, raw_path), entry)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class LruMemoryCache(SimpleMemoryCache):  # type: ignore[misc]

@@ -14,9 +14,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from metadata.cache import HotAnswers, SliceCache
+from metadata.cache import SliceCache
 from metadata.coherence import Coherence, LocalCoherence, RedisCoherence
 from metadata.config import Settings
+from metadata.guest.hot import HotAnswers
 from metadata.guest.identify import IdentityResolver
 from metadata.guest.waiting import RedisWakeups, Waiters
 from metadata.loader import SliceLoader

@@ -10,9 +10,6 @@ from typing import Any
 
 from metadata.lru import LRU
 
-# Guest paths whose answer is the user data bytes (their statistics templates).
-USER_DATA_TEMPLATES = frozenset({"/{version}/user-data", "/openstack/{version}/user_data"})
-
 
 def etag_of_sha256(hexdigest: str) -> str:
     """The strong ETag of bytes with this SHA-256: the same on the admin and guest APIs."""

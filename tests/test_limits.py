@@ -8,7 +8,9 @@ import pytest
 
 from metadata.config import RateLimit
 from metadata.errors import TooManyRequests
-from metadata.guest.limits import ConcurrencyGate, Overloaded, RateLimiter, is_boot_critical
+from metadata.guest.guard import is_token_path
+from metadata.guest.limits import ConcurrencyGate, Overloaded, RateLimiter
+from metadata.guest.match import build_matcher
 
 
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
@@ -38,10 +40,14 @@ def test_a_slow_rate_asks_for_a_longer_wait() -> None:
     ("path", "critical"),
     [("/latest/api/token", True), ("/2009-04-04/meta-data/instance-id", True),
      ("/openstack/latest/meta_data.json", True), ("/openstack", True), ("/latest/user-data", True),
-     ("/latest/meta-data/hostname", False), ("/openstack/latest/password", False)],
+     ("/latest/meta-data/hostname", False), ("/openstack/latest/password", False),
+     ("/openstack/2018-08-27/network_data.json", True), ("/", True),
+     ("/nowhere/meta-data/instance-id", False)],
 )  # fmt: skip
 def test_boot_critical_paths(path: str, critical: bool) -> None:
-    assert is_boot_critical(path) is critical
+    # what the entry asks before queueing a request for a slot (guest/entry.py)
+    matcher = build_matcher({})
+    assert (is_token_path(path) or matcher.is_boot_critical(path)) is critical
 
 
 async def test_the_reserve_is_kept_for_boot_critical_requests() -> None:

@@ -50,3 +50,78 @@ def test_concurrent_upgrades_of_a_fresh_database_all_succeed(
     from metadata.store.migrate import head_revision
 
     assert all(f"schema at revision {head_revision()}" in r.stdout for r in results)
+
+
+def _mysql_lock_holder(url: str, database: str):  # type: ignore[no-untyped-def]
+    """A separate session holding the migration lock of `database`."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    conn = pymysql.connect(
+        host=parsed.host, port=parsed.port or 3306, user=parsed.username or "root",
+        password=parsed.password or "", database=parsed.database,
+    )  # fmt: skip
+    from metadata.store.migrate import mysql_lock_name
+
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (mysql_lock_name(database),))
+        assert cursor.fetchone() == (1,)
+    return conn
+
+
+async def _tables(url: str) -> set[str]:
+    from sqlalchemy import inspect
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.mysql
+async def test_a_migration_lock_not_obtained_is_an_error_and_migrates_nothing(
+    mysql_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from metadata.errors import StoreUnavailable
+    from metadata.store import migrate
+    from tests.conftest import _empty_database
+
+    await _empty_database(mysql_database)
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_SECONDS", 1)
+    holder = _mysql_lock_holder(mysql_database, make_url(mysql_database).database or "")
+    engine = create_async_engine(mysql_database)
+    try:
+        with pytest.raises(StoreUnavailable, match="migration lock"):
+            await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+        holder.close()
+    assert await _tables(mysql_database) == set()
+
+
+@pytest.mark.mysql
+async def test_the_migration_lock_of_another_database_does_not_hold_this_one(
+    mysql_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from metadata.store import migrate
+    from tests.conftest import _empty_database
+
+    await _empty_database(mysql_database)
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_SECONDS", 1)
+    holder = _mysql_lock_holder(mysql_database, "some_other_database")
+    engine = create_async_engine(mysql_database)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+        holder.close()
+    assert "instances" in await _tables(mysql_database)

@@ -7,6 +7,7 @@ import pytest
 
 from metadata.config import load_settings
 from metadata.errors import InvalidSettings
+from metadata.guest.match import build_matcher, path_segments
 from metadata.guest.tokens import TokenPolicy, TokenSigner, parse_ttl
 
 UUID_A = "0e5b4f4e-6d1c-4f6a-9a57-3c3f1c2b9d10"
@@ -49,13 +50,27 @@ def test_ttl_bounds_are_ec2s(values: list[str], ttl: int | None) -> None:
 def test_policy_explicit_required_beats_exempt_beats_the_mode() -> None:
     exempt = ["/{version}/meta-data/instance-id", "/{version}/user-data"]
     policy = TokenPolicy("required", required=["/{version}/user-data"], exempt=exempt)
-    assert policy.requires_token("/{version}/user-data")
-    assert not policy.requires_token("/{version}/meta-data/instance-id")
-    assert policy.requires_token("/{version}/meta-data/hostname")
-    assert not policy.requires_token("/openstack/{version}/meta_data.json")
+    assert policy.requires_token("/{version}/user-data", True)
+    assert not policy.requires_token("/{version}/meta-data/instance-id", True)
+    assert policy.requires_token("/{version}/meta-data/hostname", True)
+    assert not policy.requires_token("/openstack/{version}/meta_data.json", False)
     optional = TokenPolicy("optional", required=["/openstack/*/password"])
-    assert optional.requires_token("/openstack/{version}/password")
-    assert not optional.requires_token("/{version}/meta-data/hostname")
+    assert optional.requires_token("/openstack/{version}/password", False)
+    assert not optional.requires_token("/{version}/meta-data/hostname", True)
+
+
+def test_the_token_default_of_each_path_is_its_tree_rows() -> None:
+    # `token_mode=required` asks a token on every EC2 path, on no OpenStack one by default
+    matcher = build_matcher({})
+    for path, expected in [
+        ("/latest/meta-data/instance-id", True),
+        ("/latest/meta-data/", True),
+        ("/2009-04-04/user-data", True),
+        ("/openstack/latest/meta_data.json", False),
+        ("/openstack/latest/", False),
+    ]:
+        match = matcher.match(path_segments(path)).match
+        assert match is not None and match.token_by_default is expected, path
 
 
 def test_token_keys_are_masked_and_validated() -> None:

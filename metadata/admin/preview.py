@@ -14,11 +14,14 @@ import dataclasses
 
 from aiohttp import web
 
-from metadata.cache import HotAnswers
 from metadata.document import normalise_uuid
 from metadata.errors import InstanceNotFound, InvalidDocument, MetadataError, NotFound
+from metadata.guest.guard import GuestGuard
+from metadata.guest.hot import HotAnswers
 from metadata.guest.identify import Caller
-from metadata.guest.service import GuestService, finish, path_segments, stats_key
+from metadata.guest.match import path_segments
+from metadata.guest.render import finish
+from metadata.guest.service import GuestService
 from metadata.http_errors import error_response
 from metadata.loader import RequestCost
 from metadata.prefetch import BootPlanner
@@ -38,15 +41,13 @@ class Previewer:
     @property
     def guest(self) -> GuestService:
         if self._guest is None:
-            # The guest app imports the admin app: import it when first needed.
-            from metadata.app import GUEST, build_guest_app
-
             # The same store, loader and trees as guests; statistics, hot answers and the
             # boot planner of its own, so that previews count as no guest traffic and teach
             # the prefetcher nothing.
-            private = dataclasses.replace(self._services, stats=Statistics(),
-                                          hot=HotAnswers(1), planner=BootPlanner())  # fmt: skip
-            self._guest = build_guest_app(private)[GUEST]
+            private = dataclasses.replace(
+                self._services, stats=Statistics(), hot=HotAnswers(1), planner=BootPlanner()
+            )
+            self._guest = GuestService(private, GuestGuard(private.settings, private.identity))
         return self._guest
 
     async def caller(self, uuid: str) -> Caller:
@@ -62,13 +63,12 @@ class Previewer:
         guest = self.guest
         template = "(unmatched)"
         try:
-            route, version_name = guest.route(path_segments(guest_path))
-            key = stats_key(route, version_name)
-            template = key[0]
-            if route.match is None:
-                body, content_type, status = route.listing, "text/plain", 200
+            destination = guest.matcher.match(path_segments(guest_path))
+            template = destination.stats_key[0]
+            if destination.match is None:
+                body, content_type, status = destination.listing, "text/plain", 200
             else:
-                answer, _ = await guest.answer(route, key, caller, RequestCost())
+                answer, _ = await guest.load_and_render(destination, caller, RequestCost())
                 body, content_type, status = finish(answer), answer.content_type, 200
         except MetadataError as exc:
             # Rendered as the guest listener renders errors: short plain text.

@@ -96,7 +96,7 @@ LEAVES = (
          "2007-12-15"),
     Leaf("meta-data/hostname", lambda v: text(v.core.hostname), CORE),
     Leaf("meta-data/instance-action", lambda v: text("none"), frozenset(), "2008-09-01"),
-    Leaf("meta-data/instance-id", lambda v: text(v.core.ec2_id), CORE),
+    Leaf("meta-data/instance-id", lambda v: text(v.core.ec2_id), CORE, boot_critical=True),
     Leaf("meta-data/instance-type", lambda v: text(v.core.flavor.name), CORE, "2007-08-29"),
     Leaf("meta-data/kernel-id", lambda v: text(v.core.kernel_id or ""), CORE, "2007-12-15",
          present=lambda v: bool(v.core.kernel_id), present_needs=CORE),
@@ -136,7 +136,8 @@ LEAVES = (
               lambda v: lines(sorted({ip.cidr for ip in _ips(_port(v), 6)})),
               present=lambda v: bool(_ips(_port(v), 6))),
     Leaf("user-data", lambda v: Answer(v.user_data.data or b""), USER_DATA,
-         present=lambda v: v.user_data.data is not None, present_needs=USER_DATA),
+         present=lambda v: v.user_data.data is not None, present_needs=USER_DATA,
+         etag=True, waitable=True, boot_critical=True),
     Leaf("dynamic/instance-identity/document", identity_document, CORE | NETWORK,
          "2009-04-04"),
 )  # fmt: skip
@@ -151,10 +152,10 @@ PARAMS = (
 
 
 def build_tree() -> Tree:
-    return Tree(LEAVES, PARAMS)
+    return Tree(LEAVES, PARAMS, "/{version}", token_by_default=True)
 
 
-def resolve_version(name: str) -> str | None:
+def served_version(name: str) -> str | None:
     """The version to match leaves against, or None for one we do not serve."""
     if name == "latest":
         return LATEST

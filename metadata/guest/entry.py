@@ -17,13 +17,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from metadata.errors import ServiceUnavailable, TooManyRequests
-from metadata.guest.limits import (
-    ConcurrencyGate,
-    Overloaded,
-    check_request_size,
-    is_boot_critical,
-    is_token_path,
-)
+from metadata.guest.guard import is_token_path
+from metadata.guest.limits import ConcurrencyGate, Overloaded, check_request_size
 from metadata.guest.service import GuestService
 from metadata.http_errors import response_for
 
@@ -122,7 +117,9 @@ class GuestEntry:
     async def _wait_for_slot(self, request: web.BaseRequest) -> None:
         path = request.raw_path.partition("?")[0]
         try:
-            await self.gate.acquire(is_boot_critical(path))
+            # The token and the paths whose rows say so are served first (tree.py).
+            critical = is_token_path(path) or self.guest.matcher.is_boot_critical(path)
+            await self.gate.acquire(critical)
         except Overloaded:
             if is_token_path(path):
                 # cloud-init reads a 5xx on the token PUT as "metadata disabled" and stops.

@@ -29,7 +29,13 @@ from metadata.guest.limits import RateLimiter
 from metadata.guest.tokens import TOKEN_HEADERS, TTL_HEADERS, TokenPolicy, TokenSigner, parse_ttl
 
 TOKEN_PATH = "/latest/api/token"
+# Every spelling of the token endpoint comes here, to be answered or refused as EC2 does.
+TOKEN_PATH_ENDINGS = ("/api/token", "/api/token/")
 MAX_TOKEN_BODY = 1024  # EC2's PUT has none; tolerate a stray one, refuse a flood
+
+
+def is_token_path(path: str) -> bool:
+    return path.endswith(TOKEN_PATH_ENDINGS)
 
 
 class GuestGuard:
@@ -53,16 +59,19 @@ class GuestGuard:
         if self.limiter is not None:
             self.limiter.admit(caller.instance_uuid)
 
-    def check_token(self, request: web.BaseRequest, caller: Caller, template: str) -> None:
+    def check_token(
+        self, request: web.BaseRequest, caller: Caller, template: str, by_default: bool
+    ) -> None:
         """A token, when sent, must be valid for this caller; when the path's policy needs
-        one, it must be sent. Anything else about tokens is 401, which clients read as
-        "get a new token" (cloud-init, botocore)."""
+        one (`by_default`: what the path's row says for `token_mode=required`), it must be
+        sent. Anything else about tokens is 401, which clients read as "get a new token"
+        (cloud-init, botocore)."""
         headers = request.headers
         token = headers.get(TOKEN_HEADERS[0])
         if token is None:
             token = headers.get(TOKEN_HEADERS[1])
         if token is None:
-            if self.policy.requires_token(template):
+            if self.policy.requires_token(template, by_default):
                 raise Unauthorized("a session token is required: PUT /latest/api/token")
             return
         if (
@@ -110,7 +119,7 @@ class GuestGuard:
                 f"Missing or Invalid Parameters: {TTL_HEADERS[0]} must be 1 to 21600 seconds"
             )
         try:
-            caller = await self.identity.resolve(request.remote or "", request.headers)
+            caller = await self.identity.identify(request.remote or "", request.headers)
         except ServiceUnavailable:
             raise TooManyRequests(1, "busy, retry") from None
         self.admit(caller)

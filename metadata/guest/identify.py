@@ -122,7 +122,7 @@ class IdentityResolver:
                 break
         return address
 
-    async def resolve(self, peer: str, headers: CIMultiDictProxy[str],
+    async def identify(self, peer: str, headers: CIMultiDictProxy[str],
                       cost: RequestCost | None = None) -> Caller:  # fmt: skip
         if self._secret is not None and INSTANCE_ID in headers:
             return await self._from_signature(peer, headers, cost)

@@ -34,28 +34,8 @@ GUEST_SERVER_LIMITS: dict[str, Any] = {
 MAX_PATH_BYTES = 1024
 # Guests send a handful of headers; a proxy adds a few more.
 MAX_HEADERS = 48
-TOKEN_PATH_SUFFIXES = ("/api/token", "/api/token/")
-# What a boot cannot do without: the token, the instance-id probe, the OpenStack version
-# probe and documents, user data. These are served first when the service is saturated.
-BOOT_CRITICAL_SUFFIXES = (
-    "/api/token",
-    "/meta-data/instance-id",
-    "/meta_data.json",
-    "/user-data",
-    "/user_data",
-    "/network_data.json",
-)
-BOOT_CRITICAL_PATHS = frozenset({"/", "/openstack", "/openstack/"})
 # How long a request may wait for a slot before it is turned away: under botocore's 1 s.
 MAX_QUEUE_WAIT = 0.25
-
-
-def is_token_path(path: str) -> bool:
-    return path.endswith(TOKEN_PATH_SUFFIXES)
-
-
-def is_boot_critical(path: str) -> bool:
-    return path in BOOT_CRITICAL_PATHS or path.rstrip("/").endswith(BOOT_CRITICAL_SUFFIXES)
 
 
 def check_request_size(request: web.BaseRequest) -> None:

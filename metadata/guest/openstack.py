@@ -31,7 +31,7 @@ def served_versions(today: str | None = None) -> list[str]:
     return [v for v in VERSIONS if v <= today]
 
 
-def resolve_version(name: str) -> str | None:
+def served_version(name: str) -> str | None:
     served = served_versions()
     if name == "latest":
         return served[-1]
@@ -161,15 +161,18 @@ def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:
     user_data = frozenset({Slice.USER_DATA})
     vendor = frozenset({Slice.VENDOR_DATA})
     leaves = (
-        Leaf("meta_data.json", meta_data_json, core_meta_keys, FOLSOM),
+        Leaf("meta_data.json", meta_data_json, core_meta_keys, FOLSOM, boot_critical=True),
         Leaf("user_data", lambda v: Answer(v.user_data.data or b""), user_data, FOLSOM,
-             present=lambda v: v.user_data.data is not None, present_needs=user_data),
+             present=lambda v: v.user_data.data is not None, present_needs=user_data,
+             etag=True, waitable=True, boot_critical=True),
         Leaf("password", lambda v: Answer(v.password.value.encode()),
              frozenset({Slice.PASSWORD}), GRIZZLY, methods=frozenset({"POST"})),
         Leaf("vendor_data.json", lambda v: json_answer(vendor_data(static_vendor_data, v)),
              vendor, HAVANA),
-        Leaf("network_data.json", network_data, frozenset({Slice.NETWORK}), LIBERTY),
+        Leaf("network_data.json", network_data, frozenset({Slice.NETWORK}), LIBERTY,
+             boot_critical=True),
         Leaf("vendor_data2.json", lambda v: vendor_data2(static_vendor_data, v),
              vendor | {Slice.DYNAMIC_VENDOR_DATA}, NEWTON_TWO),
     )  # fmt: skip
-    return Tree(leaves, ())
+    # cloud-init's OpenStack reader never sends a token: none by default in this tree.
+    return Tree(leaves, (), "/openstack/{version}", token_by_default=False)

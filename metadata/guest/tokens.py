@@ -87,8 +87,9 @@ class TokenPolicy:
     """Which path templates need a session token, decided from the settings once.
 
     An explicit `required` pattern wins over everything; an `exempt` pattern wins over the
-    mode; in `required` mode every EC2 path needs a token, the OpenStack tree only where a
-    pattern says so (cloud-init's OpenStack reader never sends one).
+    mode; in `required` mode a path needs a token when its tree row says so by default
+    (every EC2 path; the OpenStack tree only where a pattern says so: cloud-init's OpenStack
+    reader never sends one).
     """
 
     def __init__(self, mode: str, required: Iterable[str] = (),
@@ -99,16 +100,16 @@ class TokenPolicy:
         # template -> decision; templates come from the path tree, so this stays small.
         self._decided: dict[str, bool] = {}
 
-    def requires_token(self, template: str) -> bool:
+    def requires_token(self, template: str, by_default: bool) -> bool:
         decided = self._decided.get(template)
         if decided is None:
-            decided = self._decide(template)
+            decided = self._decide(template, by_default)
             self._decided[template] = decided
         return decided
 
-    def _decide(self, template: str) -> bool:
+    def _decide(self, template: str, by_default: bool) -> bool:
         if any(fnmatchcase(template, pattern) for pattern in self._required):
             return True
         if any(fnmatchcase(template, pattern) for pattern in self._exempt):
             return False
-        return self.mode == "required" and not template.startswith("/openstack")
+        return self.mode == "required" and by_default

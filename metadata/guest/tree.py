@@ -1,7 +1,9 @@
 """The path tree as data: leaf rows compiled into a trie; listings derived from the leaves.
 
 A `Leaf` row names its path below the version (`meta-data/placement/availability-zone`),
-the version that introduced it, the slices it renders from, and a pure render function.
+the version that introduced it, the slices it renders from, a pure render function, and
+the path's behaviour that the request chain reads from the row (ETag, waitable,
+boot-critical, token policy default); its statistics template is derived from the row.
 `{name}` segments are parameters enumerated from the slices (key indices, MACs). A
 directory lists exactly the children that are present for this instance and version, so a
 listing never names a path that then answers 404.
@@ -110,6 +112,14 @@ class Leaf:
     present_needs: frozenset[Slice] = frozenset()
     # Methods besides GET and HEAD this leaf accepts (the OpenStack password takes POST).
     methods: frozenset[str] = frozenset()
+    # The answer carries the strong ETag of its bytes and honours If-None-Match.
+    etag: bool = False
+    # `?wait_for_change=` may hold the request until the answer changes.
+    waitable: bool = False
+    # What a boot cannot do without: served first when the listener is saturated.
+    boot_critical: bool = False
+    # Whether `token_mode=required` asks a token here; None: the tree's default.
+    token: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +154,30 @@ class Match:
     # every Param walked through, to validate against the slices
     walked: tuple[tuple[Param, str], ...]
     needs: frozenset[Slice]
-    # the template of the path, version excluded, parameters named: statistics key on it
+    # the template of the path, `{version}` and parameters named: statistics key on it
     template: str
+    # whether `token_mode=required` asks a token for this path (the row's, else the tree's)
+    token_by_default: bool
+
+    @property
+    def leaf(self) -> Leaf | None:
+        return self.node.leaf
 
 
 class Tree:
-    def __init__(self, leaves: Iterable[Leaf], params: Iterable[Param]) -> None:
+    """`template_prefix` begins every statistics template of the tree (`/{version}`,
+    `/openstack/{version}`); `token_by_default` is what `token_mode=required` means for a
+    path whose row does not say (EC2: a token; OpenStack: none, cloud-init never sends one)."""
+
+    def __init__(
+        self,
+        leaves: Iterable[Leaf],
+        params: Iterable[Param],
+        template_prefix: str = "/{version}",
+        token_by_default: bool = True,
+    ) -> None:
+        self.template_prefix = template_prefix
+        self.token_by_default = token_by_default
         self.params = {p.name: p for p in params}
         self.root = Node()
         self.leaves = tuple(leaves)
@@ -216,11 +244,24 @@ class Tree:
                 return None
             if node.since > version:
                 return None
-        if node.leaf is not None:
-            needs |= node.leaf.needs | node.leaf.present_needs
+        leaf = node.leaf
+        token = self.token_by_default
+        if leaf is not None:
+            needs |= leaf.needs | leaf.present_needs
+            if leaf.token is not None:
+                token = leaf.token
         else:
             needs |= node.listing_needs
-        return Match(node, version, params, tuple(walked), frozenset(needs), "/".join(template))
+        below = "/".join(template)
+        return Match(
+            node,
+            version,
+            params,
+            tuple(walked),
+            frozenset(needs),
+            f"{self.template_prefix}/{below}",
+            token,
+        )
 
     def answer(
         self, match: Match, loaded: Mapping[Slice, Any], listing: Callable[[list[str]], Answer]

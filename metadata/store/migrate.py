@@ -15,6 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from metadata.errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -45,6 +47,15 @@ def _current(sync_connection: Any) -> str | None:
 # second runs after the first committed and finds nothing left to do.
 LOCK_NAME = "metadata_schema_migrations"
 PG_LOCK_KEY = 0x6D657461  # an arbitrary constant of ours ("meta")
+# Seconds a replica waits for another's migration: a lock not obtained in that time is an
+# error, never a migration run without it.
+LOCK_TIMEOUT_SECONDS = 120
+
+
+def mysql_lock_name(database: str | None) -> str:
+    """GET_LOCK names are server-wide: one per database, so that migrations of two
+    databases on one server never wait for each other (names are at most 64 characters)."""
+    return f"{LOCK_NAME}:{database or ''}"[:64]
 
 
 def _sqlite_lock_path(engine: AsyncEngine) -> Path | None:
@@ -73,12 +84,22 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
         elif backend in ("mysql", "mariadb"):
             # a session lock: MySQL commits DDL as it goes, so hold it until the end
-            await conn.execute(text("SELECT GET_LOCK(:name, 120)"), {"name": LOCK_NAME})
-        try:
-            await conn.run_sync(_upgrade, revision)
-        finally:
-            if backend in ("mysql", "mariadb"):
-                await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            name = mysql_lock_name(engine.url.database)
+            got = await conn.scalar(
+                text("SELECT GET_LOCK(:name, :timeout)"),
+                {"name": name, "timeout": LOCK_TIMEOUT_SECONDS},
+            )
+            if got != 1:
+                raise StoreUnavailable(
+                    f"another process held the schema migration lock {name!r} for over "
+                    f"{LOCK_TIMEOUT_SECONDS} s; nothing was migrated"
+                )
+            try:
+                await conn.run_sync(_upgrade, revision)
+            finally:
+                await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            return None
+        await conn.run_sync(_upgrade, revision)
     return None
 
 

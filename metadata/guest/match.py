@@ -1,0 +1,109 @@
+"""Match: which tree, version and row a guest path names, from the path alone.
+
+The trees are rows of a table keyed by the path's first segment (`/openstack/…`,
+`/ec2/…`; anything else is the EC2 tree at the root, as Nova serves it). No instance data
+is needed here: a path that matches nothing is a 404 before anything is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from metadata.errors import BadRequest, MetadataError, NotFound
+from metadata.guest import ec2, openstack
+from metadata.guest.tree import Leaf, Match, Tree
+from metadata.stats import StatsKey
+
+
+@dataclass(frozen=True, slots=True)
+class TreeRoot:
+    """One tree the guest API serves: its rows, how it names versions, and the statistics
+    template of its version listing."""
+
+    name: str
+    tree: Tree
+    served_version: Callable[[str], str | None]
+    version_listing: Callable[[], bytes]
+    listing_template: str
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a guest path leads: a version listing (match None) or a row's match."""
+
+    root: TreeRoot
+    match: Match | None
+    stats_key: StatsKey
+    listing: bytes = b""
+
+    @property
+    def leaf(self) -> Leaf | None:
+        return None if self.match is None else self.match.leaf
+
+
+def path_segments(raw_path: str) -> list[str]:
+    """Segments of the raw path: `//`, `.` and trailing `/` fall away; `..` and encoded
+    separators are refused rather than resolved."""
+    segments = []
+    for raw in raw_path.split("/"):
+        try:
+            segment = unquote(raw, errors="strict") if "%" in raw else raw
+        except UnicodeDecodeError:
+            raise BadRequest("path is not UTF-8") from None
+        if segment in ("", "."):
+            continue
+        if segment == ".." or "/" in segment or "\\" in segment or "\x00" in segment:
+            raise NotFound("no such path")
+        segments.append(segment)
+    return segments
+
+
+class Matcher:
+    """The table of trees: `by_first_segment` names the trees under a prefix, `default`
+    the one served at the root."""
+
+    def __init__(self, by_first_segment: Mapping[str, TreeRoot], default: TreeRoot) -> None:
+        self.by_first_segment = dict(by_first_segment)
+        self.default = default
+        # Version listings hold no instance data: the chain answers them before identity.
+        # Derived from the table: `/` and each prefix, with or without its slash.
+        self.version_listing_paths = frozenset(
+            {"/"} | {f"/{p}{slash}" for p in self.by_first_segment for slash in ("", "/")}
+        )
+
+    def match(self, segments: list[str]) -> Destination:
+        root = self.by_first_segment.get(segments[0]) if segments else None
+        rest = segments if root is None else segments[1:]
+        root = root or self.default
+        if not rest:
+            return Destination(root, None, (root.listing_template, ""), root.version_listing())
+        version = root.served_version(rest[0])
+        match = None if version is None else root.tree.match(version, rest[1:])
+        if match is None:
+            raise NotFound("no such path")
+        return Destination(root, match, (match.template, rest[0]))
+
+    def is_boot_critical(self, path: str) -> bool:
+        """Whether the path's row says a boot cannot do without it (version listings are:
+        every boot starts with one)."""
+        try:
+            destination = self.match(path_segments(path))
+        except MetadataError:
+            return False
+        leaf = destination.leaf
+        return destination.match is None or (leaf is not None and leaf.boot_critical)
+
+
+def build_matcher(static_vendor_data: Mapping[str, Any]) -> Matcher:
+    ec2_root = TreeRoot("ec2", ec2.build_tree(), ec2.served_version, ec2.version_listing, "/")
+    openstack_root = TreeRoot(
+        "openstack",
+        openstack.build_tree(static_vendor_data),
+        openstack.served_version,
+        openstack.version_listing,
+        "/openstack",
+    )
+    return Matcher({"openstack": openstack_root, "ec2": ec2_root}, default=ec2_root)
