@@ -44,3 +44,18 @@ def test_every_file_the_architecture_names_exists() -> None:
     named = set(re.findall(r"`(metadata/[\w./]+)`", ARCHITECTURE))
     assert named
     assert sorted(n for n in named if not (ROOT / n).exists()) == []
+
+
+def test_every_module_path_the_documentation_names_exists() -> None:
+    documents = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        ROOT / "loadtests" / "README.md",
+        ROOT / "deploy" / "BINDING.md",
+    ]
+    missing = []
+    for document in documents:
+        for named in re.findall(r"`(metadata/[\w./]+)", document.read_text(encoding="utf-8")):
+            if not (ROOT / named.rstrip(".")).exists():
+                missing.append(f"{document.relative_to(ROOT)}: {named}")
+    assert missing == []

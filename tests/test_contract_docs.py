@@ -217,3 +217,14 @@ def test_in_progress_sections_are_marked_as_such() -> None:
     )
     assert "METADATA_NOVA" not in built
     assert "## Nova source (in progress)" in CONTRACT
+
+
+def test_every_command_section_names_commands_that_exist() -> None:
+    cli = section("The `metadata` command")
+    headings = re.findall(r"^### `metadata ([^`]*)`", cli, flags=re.MULTILINE)
+    assert headings
+    for heading in headings:
+        words = [w for w in heading.split() if not w.isupper()]
+        for choice in words[-1].split("|"):
+            command = (*words[:-1], choice)
+            assert any(path[: len(command)] == command for path in COMMANDS), heading

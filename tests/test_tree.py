@@ -21,7 +21,8 @@ from tests.guest_http import (
     user_data_of,
 )
 
-# Written out from reference/openstack-tree.md, not read from the code under test.
+# Written out from the versions Nova serves (docs/CONTRACT.md, Guest API), not read from the
+# code under test.
 EC2_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
                 "2008-02-01", "2008-09-01", "2009-04-04"]  # fmt: skip
 OPENSTACK_VERSIONS = [
