@@ -82,27 +82,35 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
+async def _upgrade_while_locked(url: str, locked_database: str) -> None:
+    """`migrate.upgrade` of `url` while another session holds `locked_database`'s lock."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from metadata.store import migrate
+    from tests.conftest import _empty_database
+
+    await _empty_database(url)
+    holder = _mysql_lock_holder(url, locked_database)
+    engine = create_async_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+        holder.close()
+
+
 @pytest.mark.mysql
 async def test_a_migration_lock_not_obtained_is_an_error_and_migrates_nothing(
     mysql_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from metadata.errors import StoreUnavailable
     from metadata.store import migrate
-    from tests.conftest import _empty_database
 
-    await _empty_database(mysql_database)
     monkeypatch.setattr(migrate, "LOCK_TIMEOUT_SECONDS", 1)
-    holder = _mysql_lock_holder(mysql_database, make_url(mysql_database).database or "")
-    engine = create_async_engine(mysql_database)
-    try:
-        with pytest.raises(StoreUnavailable, match="migration lock"):
-            await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-        holder.close()
+    with pytest.raises(StoreUnavailable, match="migration lock"):
+        await _upgrade_while_locked(mysql_database, make_url(mysql_database).database or "")
     assert await _tables(mysql_database) == set()
 
 
@@ -110,18 +118,8 @@ async def test_a_migration_lock_not_obtained_is_an_error_and_migrates_nothing(
 async def test_the_migration_lock_of_another_database_does_not_hold_this_one(
     mysql_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from metadata.store import migrate
-    from tests.conftest import _empty_database
 
-    await _empty_database(mysql_database)
     monkeypatch.setattr(migrate, "LOCK_TIMEOUT_SECONDS", 1)
-    holder = _mysql_lock_holder(mysql_database, "some_other_database")
-    engine = create_async_engine(mysql_database)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-        holder.close()
+    await _upgrade_while_locked(mysql_database, "some_other_database")
     assert "instances" in await _tables(mysql_database)
