@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import orjson
 
 from metadata.config import FLAG_SETTINGS, Settings, env_name, load_settings
 from metadata.errors import InvalidSettings
+from metadata.startup import run_coroutine, upgrade_schema
 
 # serve flags: one per setting, named after it (database_url -> --database-url).
 SETTING_FLAGS = FLAG_SETTINGS
@@ -101,24 +100,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, flags=flags)
 
 
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
-
-
 async def _db_upgrade(settings: Settings) -> None:
-    from metadata.store.engine import Database
-    from metadata.store.migrate import current_revision, upgrade
-
-    db = Database(settings.database_url)
-    try:
-        await upgrade(db.writer)
-        print(f"schema at revision {await current_revision(db.writer)}")
-    finally:
-        await db.dispose()
+    print(f"schema at revision {await upgrade_schema(settings)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     handlers: dict[str, Callable[[], Any]] = {
         "serve": lambda: _serve_workers(settings) if settings.workers > 1
-        else _run(_serve(settings)),
-        "db": lambda: _run(_db_upgrade(settings)),
+        else run_coroutine(_serve(settings)),
+        "db": lambda: run_coroutine(_db_upgrade(settings)),
         "instances": lambda: _instances(args, settings),
         "config": lambda: print(orjson.dumps(settings.masked(),
                                              option=orjson.OPT_INDENT_2).decode()),
@@ -170,9 +153,9 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
     from metadata.admin import importer
 
     if args.instances_command == "import":
-        return int(_run(importer.import_file(settings, args.file, args.batch_size,
-                                             progress=not args.quiet)))  # fmt: skip
-    return int(_run(importer.export_file(settings, args.output)))
+        return int(run_coroutine(importer.import_file(settings, args.file, args.batch_size,
+                                                      progress=not args.quiet)))  # fmt: skip
+    return int(run_coroutine(importer.export_file(settings, args.output)))
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

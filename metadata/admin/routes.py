@@ -16,6 +16,7 @@ from metadata.admin.dashboard import DASHBOARD_PATH, add_dashboard_route
 from metadata.admin.metrics import add_stats_routes
 from metadata.admin.openapi import add_openapi_route
 from metadata.admin.preview import add_preview_routes
+from metadata.admin.responses import json_response
 from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
 from metadata.http_errors import error_middleware
@@ -29,10 +30,6 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", DASHBOARD_PATH})
 TOKEN_NAME = web.RequestKey("token_name", str)
 MAX_PAGE = 1000
 DEFAULT_HISTORY_PAGE = 100
-
-
-def json_response(value: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
 
 
 def token_name(tokens: Mapping[str, str], header: str | None) -> str | None:
