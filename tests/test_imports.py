@@ -96,3 +96,12 @@ def test_the_graph_sees_function_local_imports() -> None:
     """The check is only as good as its reading: `cli` imports the admin importer inside a
     function, and that arrow must be in the graph."""
     assert "metadata.admin.importer" in graph(ARROWS)["metadata.cli"]
+
+
+def test_the_check_finds_a_circle_and_a_private_name() -> None:
+    """The checker itself: a circle hidden two steps deep, and `from a import _x`."""
+    edges = {"m.a": {"m.b"}, "m.b": {"m.c"}, "m.c": {"m.a"}, "m.d": set()}
+    assert find_cycle(edges) == ["m.a", "m.b", "m.c", "m.a"]
+    assert find_cycle({"m.a": {"m.b"}, "m.b": set()}) is None
+    private = private_imports([Arrow("m.a", "m.b", ("run", "_run"), 3)])
+    assert private == ["m.a:3 imports _run from m.b"]
