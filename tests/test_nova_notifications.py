@@ -4,6 +4,7 @@ oslo.messaging sends: callbacks, acknowledgements, reconnects, replicas, broker 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import statistics
 import time
@@ -54,6 +55,16 @@ class Recorder:
             while self.resyncs < count:
                 self.resynced.clear()
                 await self.resynced.wait()
+
+
+async def received(counters: NotificationCounters, count: int) -> None:
+    """Until the consumer has handled `count` messages (they are handled concurrently, so
+    the last one reported is not always the last one finished)."""
+    async with asyncio.timeout(WAIT):
+        for _ in itertools.count():
+            if counters.received >= count:
+                return
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -141,9 +152,7 @@ async def test_malformed_and_unknown_messages_are_counted_and_acknowledged(
         await nova.notify("instance.frobnicate.end", good)  # unknown to this consumer
         await nova.notify("instance.update", good)
     assert (await recorder.next_change())[:2] == (good, ChangeKind.CHANGED)
-    async with asyncio.timeout(WAIT):
-        while notifications.counters.received < len(bodies) + 2:
-            await asyncio.sleep(0.05)
+    await received(notifications.counters, len(bodies) + 2)
     counters = notifications.counters
     assert counters.outcomes() == {
         "applied": 1,
@@ -178,9 +187,7 @@ async def test_a_failing_callback_is_counted_and_the_consumer_goes_on(vhost: str
         async with NovaPublisher(vhost) as nova:
             await nova.notify("instance.update", first)
             await nova.notify("instance.update", second)
-        async with asyncio.timeout(WAIT):
-            while consumer.counters.received < 2:
-                await asyncio.sleep(0.05)
+        await received(consumer.counters, 2)
         assert sorted(seen) == sorted([first, second])
         assert (consumer.counters.failed, consumer.counters.applied) == (1, 1)
     finally:
