@@ -273,3 +273,66 @@ async def test_the_first_broker_that_answers_is_used(vhost: str) -> None:
     finally:
         await consumer.stop()
     assert not consumer.is_connected
+
+
+async def test_a_durable_nova_exchange_needs_exchange_durable(
+    vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nova with amqp_durable_queues=True declares its exchange durable; declaring it
+    otherwise is refused by the broker, and the warning says what to set."""
+    import aio_pika
+
+    name = f"nova-durable-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(
+        host=broker.RABBIT_HOST, port=broker.RABBIT_PORT, virtualhost=vhost
+    )
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        recorder = Recorder()
+        url = broker.transport_url(vhost)
+        caplog.set_level(logging.WARNING, "metadata.nova.notifications")
+        mismatched = NotificationConsumer(
+            url, recorder.on_change, recorder.on_resync, NotificationCounters(), exchange=name
+        )
+        await mismatched.start()
+        await mismatched.stop()
+        assert not mismatched.is_connected and recorder.resyncs == 0
+        assert "amqp_durable_queues" in caplog.text
+        matched = NotificationConsumer(
+            url,
+            recorder.on_change,
+            recorder.on_resync,
+            NotificationCounters(),
+            exchange=name,
+            exchange_durable=True,
+        )
+        await matched.start()
+        try:
+            assert matched.is_connected and recorder.resyncs == 1
+        finally:
+            await matched.stop()
+    finally:
+        await exchange.delete()
+        await connection.close()
+
+
+async def test_publish_to_callback_delay(
+    vhost: str, consumer: tuple[NotificationConsumer, Recorder]
+) -> None:
+    """Not a timing assertion: prints the delay between Nova's publish and on_change."""
+    _, recorder = consumer
+    delays = []
+    async with NovaPublisher(vhost) as nova:
+        for _ in range(50):
+            instance = str(uuid.uuid4())
+            sent = time.perf_counter()
+            await nova.notify("instance.update", instance)
+            got, _kind, at = await recorder.next_change()
+            assert got == instance
+            delays.append(at - sent)
+    delays.sort()
+    print(
+        f"\npublish -> on_change over {len(delays)} events: p50 {delays[24] * 1000:.1f} ms,"
+        f" max {delays[-1] * 1000:.1f} ms"
+    )

@@ -28,6 +28,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from metadata.nova.notifications_counters import NotificationCounters, Outcome
@@ -142,25 +143,18 @@ class NotificationConsumer:
         error = "no broker"
         for broker in self.brokers:
             self.counters.broker = str(broker)
-            connection: AbstractRobustConnection | None = None
+            connection = self._new_connection(broker)
             try:
-                connection = await aio_pika.connect_robust(
-                    host=broker.host,
-                    port=broker.port,
-                    login=broker.login,
-                    password=broker.password,
-                    virtualhost=broker.virtual_host,
-                    ssl=broker.tls,
-                    timeout=self._connect_timeout,
-                    reconnect_interval=self._reconnect_interval,
-                    client_properties={"connection_name": self.queue_name},
-                )
+                await connection.connect(timeout=self._connect_timeout)
                 await self._subscribe(connection)
-            except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-                error = f"{broker}: {type(exc).__name__}: {exc}"
-                if connection is not None:
-                    with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-                        await connection.close()
+            except BaseException as exc:
+                # Closed on every way out, cancellation included: a robust connection left
+                # behind would go on reconnecting by itself.
+                with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                    await connection.close()
+                if not isinstance(exc, (TimeoutError, *CONNECTION_EXCEPTIONS)):
+                    raise
+                error = f"{broker}: {type(exc).__name__}: {exc}{_hint(exc)}"
                 continue
             self._connection = connection
             connection.close_callbacks.add(self._connection_lost)
@@ -169,6 +163,21 @@ class NotificationConsumer:
             await self._connected()
             return None
         return error
+
+    def _new_connection(self, broker: BrokerAddress) -> AbstractRobustConnection:
+        url = make_url(
+            host=broker.host,
+            port=broker.port,
+            login=broker.login,
+            password=broker.password,
+            virtualhost=broker.virtual_host,
+            ssl=broker.tls,
+        )
+        return aio_pika.RobustConnection(
+            url,
+            reconnect_interval=self._reconnect_interval,
+            client_properties={"connection_name": self.queue_name},
+        )
 
     async def _subscribe(self, connection: AbstractRobustConnection) -> None:
         channel = await connection.channel()
@@ -248,3 +257,9 @@ class NotificationConsumer:
             log.exception("Nova notifications: on_change(%s, %s) failed", uuid, kind)
             return Outcome.FAILED
         return Outcome.APPLIED
+
+
+def _hint(exc: BaseException) -> str:
+    if "inequivalent arg 'durable'" in str(exc):
+        return " (the exchange's durability must match Nova's amqp_durable_queues)"
+    return ""
