@@ -225,7 +225,7 @@ async def test_a_connection_closed_by_the_broker_reconnects_and_resyncs(
     await asyncio.to_thread(broker.close_connections, vhost)
     await recorder.wait_resyncs(2)
     assert notifications.is_connected
-    assert notifications.counters.connects == 2
+    assert (notifications.counters.connects, notifications.counters.disconnects) == (2, 1)
     instance = str(uuid.uuid4())
     async with NovaPublisher(vhost) as nova:
         await nova.notify("instance.unshelve.end", instance)
@@ -402,3 +402,39 @@ async def test_notifications_from_novas_own_code_reach_the_consumer(
         f"\nNova's notify call -> on_change: median {statistics.median(delays) * 1000:.1f} ms,"
         f" max {max(delays) * 1000:.1f} ms over {len(delays)} events"
     )
+
+
+async def test_a_broker_gone_mid_run_is_waited_for_then_resynced() -> None:
+    """The virtual host disappears (every connection closed, reconnects refused) and comes
+    back: meanwhile the consumer says it is not connected; afterwards it resyncs."""
+    broker.require_rabbitmq()
+    name = broker.new_vhost_name()
+    await asyncio.to_thread(broker.create_vhost, name)
+    recorder = Recorder()
+    consumer = NotificationConsumer(
+        broker.transport_url(name),
+        recorder.on_change,
+        recorder.on_resync,
+        NotificationCounters(),
+        reconnect_interval=0.5,
+    )
+    await consumer.start()
+    try:
+        assert consumer.is_connected and recorder.resyncs == 1
+        await asyncio.to_thread(broker.delete_vhost, name)
+        async with asyncio.timeout(WAIT):
+            for _ in itertools.count():
+                if not consumer.is_connected:
+                    break
+                await asyncio.sleep(0.05)
+        assert consumer.counters.disconnects == 1
+        await asyncio.to_thread(broker.create_vhost, name)
+        await recorder.wait_resyncs(2)
+        assert consumer.is_connected
+        instance = str(uuid.uuid4())
+        async with NovaPublisher(name) as nova:
+            await nova.notify("instance.resize_revert.end", instance)
+        assert (await recorder.next_change())[:2] == (instance, ChangeKind.CHANGED)
+    finally:
+        await consumer.stop()
+        await asyncio.to_thread(broker.delete_vhost, name)
