@@ -438,3 +438,29 @@ async def test_a_broker_gone_mid_run_is_waited_for_then_resynced() -> None:
     finally:
         await consumer.stop()
         await asyncio.to_thread(broker.delete_vhost, name)
+
+
+def other_tasks() -> set[asyncio.Task[object]]:
+    return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+async def test_stop_leaves_nothing_running(vhost: str, reachable: bool) -> None:
+    """Connected or still retrying, stop() ends every task the consumer started."""
+    before = other_tasks()
+    recorder = Recorder()
+    port = broker.RABBIT_PORT if reachable else 1
+    consumer = NotificationConsumer(
+        f"rabbit://guest:guest@127.0.0.1:{port}/{vhost}",
+        recorder.on_change,
+        recorder.on_resync,
+        NotificationCounters(),
+        reconnect_interval=0.2,
+    )
+    await consumer.start()
+    assert consumer.is_connected is reachable
+    assert other_tasks() - before
+    await consumer.stop()
+    await asyncio.sleep(0)
+    assert not consumer.is_connected
+    assert {task for task in other_tasks() - before if not task.done()} == set()
