@@ -1,0 +1,1 @@
+"""The Nova source: read a Nova deployment's databases and follow its notifications."""
