@@ -16,6 +16,9 @@ from metadata.startup import run_coroutine, upgrade_schema
 
 # serve flags: one per setting, named after it (database_url -> --database-url).
 SETTING_FLAGS = FLAG_SETTINGS
+# What a config drive's contents depend on.
+CONFIG_DRIVE_SETTINGS = ["database_url", "user_data_max_bytes", "vendor_data",
+                         "vendor_data_targets", "vendor_data_timeout"]  # fmt: skip
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -55,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp = inst_commands.add_parser("export", help="write every instance as JSON lines")
     exp.add_argument("--output", "-o", default="-", help="file, or - for standard output")
     _add_settings_flags(exp, ["database_url"])
+
+    drive = commands.add_parser("config-drive", help="write an instance's config drive image")
+    drive.add_argument("uuid", help="the instance")
+    drive.add_argument("--output", "-o", required=True, help="the ISO 9660 file to write")
+    _add_settings_flags(drive, CONFIG_DRIVE_SETTINGS)
 
     stats = commands.add_parser("stats", help="per-path statistics of a running server")
     stats.add_argument("--admin-url", help="default: the admin listener from the settings")
@@ -132,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              option=orjson.OPT_INDENT_2).decode()),
     }  # fmt: skip
     handlers["stats"] = lambda: _stats(args, settings)
+    handlers["config-drive"] = lambda: _run(_config_drive(args, settings))
     handlers["user-data"] = lambda: _user_data(args, settings)
     result = handlers[args.command]()
     return int(result or 0)
@@ -156,6 +165,25 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
         return int(run_coroutine(importer.import_file(settings, args.file, args.batch_size,
                                                       progress=not args.quiet)))  # fmt: skip
     return int(run_coroutine(importer.export_file(settings, args.output)))
+
+
+async def _config_drive(args: argparse.Namespace, settings: Settings) -> int:
+    from metadata.configdrive import write_config_drive
+    from metadata.document import normalise_uuid
+    from metadata.errors import InvalidDocument, MetadataError
+
+    try:
+        uuid = normalise_uuid(args.uuid)
+    except InvalidDocument:
+        print(f"metadata: {args.uuid!r} is not an instance uuid", file=sys.stderr)
+        return 1
+    try:
+        size = await write_config_drive(settings, uuid, Path(args.output))
+    except (MetadataError, OSError) as exc:
+        print(f"metadata: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the config drive of {uuid} to {args.output} ({size} bytes)", file=sys.stderr)
+    return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

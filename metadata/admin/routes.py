@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from metadata.admin.config_drive import add_config_drive_route
 from metadata.admin.dashboard import DASHBOARD_PATH, add_dashboard_route
 from metadata.admin.metrics import add_stats_routes
 from metadata.admin.openapi import add_openapi_route
@@ -205,6 +206,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/waiters", get_waiters)
     add_stats_routes(app)
     add_preview_routes(app)
+    add_config_drive_route(app)
     add_dashboard_route(app)
     add_openapi_route(app)
 
