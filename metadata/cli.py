@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              option=orjson.OPT_INDENT_2).decode()),
     }  # fmt: skip
     handlers["stats"] = lambda: _stats(args, settings)
-    handlers["config-drive"] = lambda: _run(_config_drive(args, settings))
+    handlers["config-drive"] = lambda: run_coroutine(_config_drive(args, settings))
     handlers["user-data"] = lambda: _user_data(args, settings)
     result = handlers[args.command]()
     return int(result or 0)

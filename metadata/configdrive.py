@@ -158,6 +158,7 @@ async def write_config_drive(settings: Settings, uuid: str, output: Path) -> int
     from metadata.providers import build_providers
     from metadata.providers.dynamic_vendor_data import open_session
     from metadata.store.migrate import upgrade
+    from metadata.store.source import StoreSource
 
     db = Database(settings.database_url, timeout=settings.database_timeout,
                   read_timeout=settings.database_read_timeout)  # fmt: skip
@@ -165,8 +166,11 @@ async def write_config_drive(settings: Settings, uuid: str, output: Path) -> int
     try:
         await upgrade(db.writer)  # an empty database knows no instance, not a traceback
         # A private, unused cache: drive_files reads the database directly.
-        loader = SliceLoader(db, build_providers(db, settings, session),
-                             SliceCache("memory://", settings.cache_ttl, 1))  # fmt: skip
+        providers = build_providers(
+            settings.vendor_data_targets, settings.vendor_data_timeout, session
+        )
+        cache = SliceCache("memory://", settings.cache_ttl, 1)
+        loader = SliceLoader(StoreSource(db), providers, cache)
         files = await drive_files(loader, settings, uuid)
     finally:
         if session is not None:
