@@ -53,6 +53,9 @@ def core_from_row(row: Mapping[str, Any] | RowMapping) -> InstanceCore:
         ),
         devices=tuple(attributes.get("devices", ())),
         dedicated_cpus=tuple(attributes.get("dedicated_cpus", ())),
+        region=attributes.get("region"),
+        tags=tuple((key, value) for key, value in attributes.get("tags", ())),
+        instance_metadata_tags=bool(attributes.get("instance_metadata_tags", False)),
     )
 
 
