@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
+from metadata import codec
 from metadata.document import document_to_json, parse_document
 from metadata.errors import InvalidDocument, NotFound
 from metadata.guest import ec2
 from metadata.guest.match import build_matcher, path_segments
+from metadata.records import Slice
 from tests.documents import guest_headers, sample_document
 from tests.guest_http import full_document
 
@@ -308,3 +311,16 @@ def test_nova_mode_keeps_novas_versions_with_latest_as_2009_04_04() -> None:
     for path in ("/2021-03-23/meta-data/instance-id", "/latest/meta-data/mac"):
         with pytest.raises(NotFound):
             matcher.match(path_segments(path))
+
+
+def test_the_core_slice_with_ec2_fields_survives_the_shared_cache_codec() -> None:
+    core = parse_document(
+        sample_document(N, region="r1", tags={"a": "1"}, instance_metadata_tags=True)
+    ).core
+    assert codec.decode(Slice.CORE, codec.encode(Slice.CORE, core)) == core
+    # a slice cached before these fields existed still decodes, with their defaults
+    raw = orjson.loads(codec.encode(Slice.CORE, core))
+    for name in ("region", "tags", "instance_metadata_tags"):
+        del raw[name]
+    old = codec.decode(Slice.CORE, orjson.dumps(raw))
+    assert (old.region, old.tags, old.instance_metadata_tags) == (None, (), False)
