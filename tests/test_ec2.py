@@ -324,3 +324,15 @@ def test_the_core_slice_with_ec2_fields_survives_the_shared_cache_codec() -> Non
         del raw[name]
     old = codec.decode(Slice.CORE, orjson.dumps(raw))
     assert (old.region, old.tags, old.instance_metadata_tags) == (None, (), False)
+
+
+async def test_an_unknown_version_loads_nothing(guest: Any, admin: Any, put_instance: Any) -> None:
+    """cloud-init waits for each probe without a timeout: a version we do not serve is
+    refused from the path alone, before any slice is loaded."""
+    await put_instance(full_document(N))
+    assert await value(guest, "/2021-03-23/meta-data/instance-id") is not None
+    for version in ("2023-01-01", "2010-10-10", "2021-03-24"):
+        assert await value(guest, f"/{version}/meta-data/instance-id") is None
+    rows = (await (await admin.get("/v1/stats/paths")).json())["paths"]
+    (unmatched,) = [row for row in rows if row["path"] == "(unmatched)"]
+    assert (unmatched["hits"], unmatched["db_statements"]) == (3, 0)
