@@ -114,7 +114,7 @@ def _tree_as_json(node: Node, view: View) -> dict[str, Any]:
 def _ec2_files(tree: Tree, loaded: Mapping[Slice, Any]) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for name in EC2_VERSIONS:
-        version = ec2.served_version(name)
+        version = ec2.STORE.served_version(name)
         assert version is not None
         meta_data = tree.match(version, ["meta-data"])
         assert meta_data is not None
