@@ -88,7 +88,11 @@ async def test_the_drive_holds_every_openstack_version_and_ec2_as_the_live_trees
         meta = orjson.loads(files[f"ec2/{name}/meta-data.json"])
         live_id = await (await guest.get(f"/{name}/meta-data/instance-id", headers=headers)).text()
         assert meta["instance-id"] == live_id
-        assert meta["placement"] == {"availability-zone": doc["availability_zone"]}
+        placement = {"availability-zone": doc["availability_zone"]}
+        if name == "latest":  # the live tree's latest: every leaf, region (2020-08-24) too
+            live_region = await guest.get("/latest/meta-data/placement/region", headers=headers)
+            placement["region"] = await live_region.text()
+        assert meta["placement"] == placement
         assert meta["block-device-mapping"] == doc["block_device_mapping"]
         # Nova's dict: several lines are a list, public keys nested by index
         assert meta["security-groups"] == ["default", "web"]
