@@ -10,6 +10,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -30,7 +31,7 @@ def mysql_reachable() -> bool:
         return False
 
 
-def mysql_admin() -> pymysql.connections.Connection:  # type: ignore[type-arg]
+def mysql_admin() -> Any:  # a pymysql connection (pymysql ships no types)
     try:
         return pymysql.connect(
             host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_ROOT, autocommit=True, charset="utf8mb4"
