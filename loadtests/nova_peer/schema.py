@@ -13,7 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtests.nova_peer.databases import ROLES, MysqlDatabases, SqliteDatabases
+from loadtests.nova_peer.databases import (
+    ROLES,
+    DatabaseUnavailable,
+    MysqlDatabases,
+    SqliteDatabases,
+    can_dump_mysql,
+)
 from loadtests.nova_peer.novaconf import NovaConfOptions, write_nova_conf, write_override
 from loadtests.nova_peer.novarun import nova_manage
 from loadtests.nova_peer.venv import _build_lock, cache_folder
@@ -74,6 +80,8 @@ def ensure_template(backend: str, venv: Path) -> Path:
     folder = template_folder(backend)
     if _is_complete(folder):
         return folder
+    if backend == "mysql" and not can_dump_mysql():
+        raise DatabaseUnavailable("the MariaDB clients (mariadb, mariadb-dump) are not installed")
     with _build_lock(folder):
         if _is_complete(folder):
             return folder
