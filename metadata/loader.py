@@ -133,8 +133,9 @@ class SliceLoader:
         found.update((n, loaded[n]) for n in needs - found.keys())
         return found, actual
 
-    async def _derive_from_cache(self, uuid: str, generation: int, missing: frozenset[Slice],
-                                 found: Mapping[Slice, Any]) -> dict[Slice, Any] | None:  # fmt: skip
+    async def _derive_from_cache(
+        self, uuid: str, generation: int, missing: frozenset[Slice], found: Mapping[Slice, Any]
+    ) -> dict[Slice, Any] | None:
         """The missing slices when all are derived and what they require is cached at this
         generation (identity's read brought it): no read of the source."""
         providers = [self._providers[n] for n in missing]
