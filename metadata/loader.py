@@ -13,7 +13,7 @@ that began before a write it has seen committed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from metadata.cache import SliceCache
@@ -24,6 +24,9 @@ from metadata.single_flight import SingleFlight
 from metadata.sources import SliceRead, SliceSource
 
 Loaded = tuple[dict[Slice, Any], int]
+# Run by the one read of a flight before it lands (identity remembers the generation there,
+# so that a request arriving just after finds it and reads nothing).
+OnRead = Callable[[int], Awaitable[None]]
 FlightKey = tuple[str, int | None]  # (uuid, write epoch of identity's reads; None: loads)
 
 
@@ -78,18 +81,22 @@ class SliceLoader:
         return loaded, found.generation
 
     async def _read_and_keep(self, key: FlightKey, cost: RequestCost | None,
-                             known: Mapping[Slice, Any]) -> Loaded:  # fmt: skip
+                             known: Mapping[Slice, Any], on_read: OnRead | None = None,
+                             ) -> Loaded:  # fmt: skip
         """One flight: the read of every slice asked for by the requests of this key so far
         (they joined in the same tick, or wait behind the flight before), then the slices
         kept in the cache for everyone."""
         names = frozenset(self._wanted.pop(key, ()))
         loaded, actual = await self.fetch(key[0], names, cost, known)
         await self.cache.set_many(key[0], actual, loaded)
+        if on_read is not None:
+            await on_read(actual)
         return loaded, actual
 
     async def _shared_read(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None,
                            known: Mapping[Slice, Any], *, at_least: int = 0,
-                           epoch: int | None = None) -> Loaded:  # fmt: skip
+                           epoch: int | None = None, on_read: OnRead | None = None,
+                           ) -> Loaded:  # fmt: skip
         """The slices `names` of one instance: from the read in flight for it when that one
         brings them all (at generation `at_least` or newer), else from a read of our own
         (after the one in flight landed)."""
@@ -97,7 +104,7 @@ class SliceLoader:
         while True:
             self._wanted.setdefault(key, set()).update(names)
             loaded, actual = await self._flights.run(
-                key, lambda: self._read_and_keep(key, cost, known)
+                key, lambda: self._read_and_keep(key, cost, known, on_read)
             )
             if names <= loaded.keys() and actual >= at_least:
                 return loaded, actual
@@ -151,7 +158,7 @@ class SliceLoader:
 
     async def core(self, uuid: str, generation: int | None, cost: RequestCost | None = None,
                    also: frozenset[Slice] = frozenset(), epoch: int = -1,
-                   ) -> InstanceCore | None:  # fmt: skip
+                   on_read: OnRead | None = None) -> InstanceCore | None:  # fmt: skip
         """The core slice: from the cache when the generation is known, else the source,
         in the same read as `also` (the slices the request will go on to need), shared
         with the requests that took the same write epoch."""
@@ -164,7 +171,7 @@ class SliceLoader:
             cost.cold = True
         try:
             loaded, _ = await self._shared_read(
-                uuid, self.sourced(also | {Slice.CORE}), cost, {}, epoch=epoch
+                uuid, self.sourced(also | {Slice.CORE}), cost, {}, epoch=epoch, on_read=on_read
             )
         except InstanceNotFound:
             return None
@@ -172,7 +179,9 @@ class SliceLoader:
         return result
 
     async def by_address(self, address: str, also: frozenset[Slice], epoch: int,
-                         cost: RequestCost | None = None) -> list[SliceRead]:  # fmt: skip
+                         cost: RequestCost | None = None,
+                         on_read: Callable[[list[SliceRead]], Awaitable[None]] | None = None,
+                         ) -> list[SliceRead]:  # fmt: skip
         """The instances owning a fixed address, with the slices `also` of each (kept in
         the cache when the owner is unambiguous): one statement for the concurrent callers
         that took the same write epoch."""
@@ -188,6 +197,8 @@ class SliceLoader:
                 cost.slices_loaded += len(names)
             if len(found) == 1:
                 await self.cache.set_many(found[0].uuid, found[0].generation, found[0].slices)
+            if on_read is not None:
+                await on_read(found)
             return found
 
         if cost is not None:

@@ -24,7 +24,7 @@ from metadata.guest.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
 from metadata.records import Slice
-from metadata.sources import SliceSource
+from metadata.sources import SliceRead, SliceSource
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 INSTANCE_ID = "X-Instance-ID"
@@ -148,7 +148,9 @@ class IdentityResolver:
             return Caller(known[0], known[1], address)
         epoch = await self._coherence.epoch()
         try:
-            matches = await self._loader.by_address(address, wanted(), epoch, cost)
+            matches = await self._loader.by_address(
+                address, wanted(), epoch, cost, lambda found: self._found(epoch, address, found)
+            )
         except StoreUnavailable as exc:
             last = self.last_known.address(address, exc)
             if last is None:
@@ -160,8 +162,12 @@ class IdentityResolver:
             raise Forbidden(f"the address {address} belongs to several instances; refusing")
         uuid, generation = matches[0].uuid, matches[0].generation
         self.last_known.confirm_address(address, uuid, generation)
-        await self._coherence.remember(epoch, uuid, generation, address)
         return Caller(uuid, generation, address)
+
+    async def _found(self, epoch: int, address: str, matches: list[SliceRead]) -> None:
+        """In the read's flight: the owner remembered before its waiters resume."""
+        if len(matches) == 1:
+            await self._coherence.remember(epoch, matches[0].uuid, matches[0].generation, address)
 
     async def _from_signature(self, peer: str, headers: CIMultiDictProxy[str],
                               cost: RequestCost | None, wanted: Wanted) -> Caller:  # fmt: skip
@@ -194,7 +200,10 @@ class IdentityResolver:
             return Caller(instance_id, generation, address)
         epoch = await self._coherence.epoch()
         try:
-            core = await self._loader.core(instance_id, generation, cost, wanted(), epoch)
+            core = await self._loader.core(
+                instance_id, generation, cost, wanted(), epoch,
+                lambda read: self._coherence.remember(epoch, instance_id, read),
+            )  # fmt: skip
         except StoreUnavailable as exc:
             # The signature is verified above; only the tenant check needs the last known row.
             last = self.last_known.instance(instance_id, tenant, exc)
