@@ -216,7 +216,11 @@ def percentile_ms(latencies: list[float], q: float) -> float:
 
 
 async def drive_sequences(
-    url: str, guests: Iterator[int], paths: Sequence[str], limits: Limits
+    url: str,
+    guests: Iterator[int],
+    paths: Sequence[str],
+    limits: Limits,
+    headers_of: storm.Headers | None = None,
 ) -> Result:
     """`limits.connections` guests at a time, each a fresh instance walking `paths` in order
     on its own keep-alive connection; stops at the time or request bound."""
@@ -233,7 +237,7 @@ async def drive_sequences(
                 n = next(guests, None)
                 if n is None:
                     return
-                headers = {"X-Forwarded-For": instance_address(n)}
+                headers = headers_of(n) if headers_of else {"X-Forwarded-For": instance_address(n)}
                 for path in paths:
                     started = time.perf_counter()
                     try:
@@ -316,7 +320,34 @@ async def measured(admin: str | None, run: Any) -> Result:
     return result
 
 
-async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool) -> Result:
+SIGNED_LEAF_INSTANCES = 2_000  # the warm leaf with signed headers rotates over these
+
+
+async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool,
+               identity: str = "address", instances: int = 1) -> Result:  # fmt: skip
+    """The warm leaf: one instance by source address, or signed headers rotating over up to
+    SIGNED_LEAF_INSTANCES instances (each warmed first)."""
+    if identity == "signed":
+        rotated = range(min(SIGNED_LEAF_INSTANCES, instances))
+        headers = identity_headers("signed")
+        async with aiohttp.ClientSession() as session:
+            for n in rotated:
+                await (await session.get(url + LEAF, headers=headers(n))).read()
+        if wrk_available(use_wrk):
+            lines = (" ".join(headers(n)[h] for h in ("X-Instance-ID", "X-Tenant-ID",
+                                                      "X-Instance-ID-Signature"))
+                     for n in rotated)  # fmt: skip
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+                f.write("\n".join(lines) + "\n")
+            env = {"WRK_PATH": LEAF, "WRK_SIGNED": f.name}
+            try:
+                return await measured(
+                    admin, lambda: asyncio.to_thread(run_wrk, url, "signed.lua", limits, env)
+                )
+            finally:
+                os.unlink(f.name)
+        return await measured(admin, lambda: drive_sequences(
+            url, itertools.cycle(rotated), [LEAF] * 100, limits, headers))  # fmt: skip
     address = instance_address(0)
     async with aiohttp.ClientSession() as session:  # warm it
         await (await session.get(url + LEAF, headers={"X-Forwarded-For": address})).read()
@@ -481,15 +512,20 @@ async def run_scenarios(
         # the row is the round with the median ratio.
         rounds = []
         for _ in range(args.rounds):
-            ours = await leaf(server.guest, server.admin, limits, args.wrk)
-            base = await leaf(floor, None, limits, args.wrk) if floor else None
+            ours = await leaf(server.guest, server.admin, limits, args.wrk,
+                              args.leaf_identity, args.instances)  # fmt: skip
+            base = (
+                await leaf(floor, None, limits, args.wrk, args.leaf_identity, args.instances)
+                if floor
+                else None
+            )
             rounds.append((ours, base))
         if floor:
             rounds.sort(key=lambda pair: pair[0].rate / pair[1].rate if pair[1] else 0.0)
             ratios = ", ".join(f"{o.rate / b.rate:.2f}" for o, b in rounds if b and b.rate)
             report.notes.append(f"(a) ours/floor in each round, sorted: {ratios}")
         ours, base = rounds[len(rounds) // 2]
-        report.rows.append(("(a) warm leaf", ours, base))
+        report.rows.append((f"(a) warm leaf, {args.leaf_identity}", ours, base))
     if "boot" in args.scenarios:
         # Instances 1..LEARNING_BOOTS teach the planner; the measured boots are others.
         await learn_boot(server.guest, 1)
@@ -543,6 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--identity", choices=("signed", "address"), default="signed",
         help="how boot-storm guests identify themselves",
+    )  # fmt: skip
+    parser.add_argument(
+        "--leaf-identity", choices=("address", "signed"), default="address",
+        help="(a) by one source address, or signed headers rotating over 2,000 instances",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
