@@ -55,6 +55,15 @@ class SliceLoader:
         self._address_wanted: dict[tuple[str, int], set[Slice]] = {}
         self._address_flights: SingleFlight[tuple[str, int], list[SliceRead]] = SingleFlight()
 
+    def pending_reads(self) -> int:
+        """Reads asked for and not started: nothing is left behind once requests are done."""
+        return (
+            len(self._wanted)
+            + len(self._address_wanted)
+            + len(self._flights)
+            + len(self._address_flights)
+        )
+
     def sourced(self, names: frozenset[Slice]) -> frozenset[Slice]:
         """The slices of `names` that the source reads (derived ones are computed later)."""
         return frozenset(n for n in names if self._providers[n].sourced)
@@ -102,7 +111,10 @@ class SliceLoader:
         (after the one in flight landed)."""
         key = (uuid, epoch)
         while True:
-            self._wanted.setdefault(key, set()).update(names)
+            if self._flights.in_flight(key) is None or key in self._wanted:
+                # the flight has not started reading yet: its read takes our slices too
+                # (an entry lives only from a flight's start to its first step: no leak)
+                self._wanted.setdefault(key, set()).update(names)
             loaded, actual = await self._flights.run(
                 key, lambda: self._read_and_keep(key, cost, known, on_read)
             )
@@ -187,7 +199,8 @@ class SliceLoader:
         that took the same write epoch."""
 
         key = (address, epoch)
-        self._address_wanted.setdefault(key, set()).update(self.sourced(also))
+        if self._address_flights.in_flight(key) is None or key in self._address_wanted:
+            self._address_wanted.setdefault(key, set()).update(self.sourced(also))
 
         async def read_and_keep() -> list[SliceRead]:
             names = frozenset(self._address_wanted.pop(key, ()))

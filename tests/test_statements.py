@@ -159,6 +159,7 @@ async def test_a_cold_boot_costs_one_statement_once_the_boot_pattern_is_learned(
     # one statement: the identity look-up and every slice the boot goes on to read
     assert learned == [1] * len(learned)
     assert unlearned > 1
+    assert services.loader.pending_reads() == 0  # single flight keeps nothing behind
     assert await boot(services, guest, 29, identity=identity, at_once=at_once) == 0
 
 
@@ -175,6 +176,7 @@ async def test_an_unlearned_boot_sent_at_once_costs_no_more_than_in_order(
     # when all arrive while the first read starts; a late one may need one more).
     assert in_order == 4
     assert 1 <= at_once < in_order
+    assert services.loader.pending_reads() == 0
 
 
 async def test_a_write_is_served_on_the_very_next_read(
