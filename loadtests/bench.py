@@ -9,9 +9,11 @@ Scenarios, each run for `--seconds` against our server and then against a bare a
 answering a constant body (loadtests/floor.py) on the same event loop, in the same run:
 (a) one warm leaf of one instance; (b) cloud-init's OpenStack boot sequence, each guest a
 fresh instance walking BOOT in order on its own connection; (c) a mix of agents re-reading
-warm leaves and boot paths of any instance. wrk (with loadtests/wrk/*.lua) drives (a) and
-(c) when it is installed, else a bounded asyncio client; (b) always uses the asyncio client,
-since wrk cannot keep one guest's sequence on one connection. SQL statements and cache hits
+warm leaves and boot paths of any instance; (d) boot storms (loadtests/storm.py): new
+instances booting side by side and with overlapping requests, in boots per second.
+wrk (with loadtests/wrk/*.lua) drives (a) and (c) when it is installed, else a bounded
+asyncio client; (b) and (d) always use the asyncio client, since wrk cannot keep one
+guest's sequence on one connection. SQL statements and cache hits
 come from the server's own counters (admin GET /v1/stats/paths), before and after.
 Every run is bounded by time and by count, and traffic goes to loopback only.
 """
@@ -37,13 +39,16 @@ from typing import Any
 import aiohttp
 import orjson
 
+from loadtests import storm
 from loadtests.cloud_init import OPENSTACK_BOOT as BOOT
-from loadtests.seed import instance_address, seed
+from loadtests.seed import instance_address, instance_uuid, project_id, seed
+from metadata.guest.identify import sign
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 LEAF = "/latest/meta-data/instance-id"
 LEARNING_BOOTS = 20  # boots that teach the prefetch planner the sequence before (b)
+PROXY_SECRET = "bench-proxy-secret"
 
 
 @dataclass
@@ -121,6 +126,7 @@ def run_server(
         "METADATA_ADMIN_TOKEN": ADMIN_TOKEN,
         "METADATA_TRUSTED_PROXIES": "127.0.0.0/8",
         "METADATA_RATE_LIMIT": "off",
+        "METADATA_PROXY_SHARED_SECRET": PROXY_SECRET,
         "METADATA_LOG_LEVEL": "WARNING",
         "METADATA_WORKERS": str(workers),
         **(extra_env or {}),
@@ -184,8 +190,9 @@ def run_floor() -> Iterator[str]:
         process.wait(10)
 
 
-async def path_stats(admin: str) -> tuple[int, int, int]:
-    """(requests, cache hits, SQL statements) over every path, from the server's counters."""
+async def path_stats(admin: str) -> tuple[int, int, int, int]:
+    """(requests, cache hits, SQL statements, cache misses) over every path, from the
+    server's counters."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(
@@ -197,6 +204,7 @@ async def path_stats(admin: str) -> tuple[int, int, int]:
         sum(row["hits"] for row in rows),
         sum(row["cache_hits"] for row in rows),
         sum(row["db_statements"] for row in rows),
+        sum(row["cache_misses"] for row in rows),
     )
 
 
@@ -208,7 +216,11 @@ def percentile_ms(latencies: list[float], q: float) -> float:
 
 
 async def drive_sequences(
-    url: str, guests: Iterator[int], paths: Sequence[str], limits: Limits
+    url: str,
+    guests: Iterator[int],
+    paths: Sequence[str],
+    limits: Limits,
+    headers_of: storm.Headers | None = None,
 ) -> Result:
     """`limits.connections` guests at a time, each a fresh instance walking `paths` in order
     on its own keep-alive connection; stops at the time or request bound."""
@@ -225,7 +237,7 @@ async def drive_sequences(
                 n = next(guests, None)
                 if n is None:
                     return
-                headers = {"X-Forwarded-For": instance_address(n)}
+                headers = headers_of(n) if headers_of else {"X-Forwarded-For": instance_address(n)}
                 for path in paths:
                     started = time.perf_counter()
                     try:
@@ -302,13 +314,40 @@ async def measured(admin: str | None, run: Any) -> Result:
     result: Result = await run()
     if admin and before:
         after = await path_stats(admin)
-        result.hits, result.cache_hits, result.statements = (
+        result.hits, result.cache_hits, result.statements, _ = (
             a - b for a, b in zip(after, before, strict=True)
         )
     return result
 
 
-async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool) -> Result:
+SIGNED_LEAF_INSTANCES = 2_000  # the warm leaf with signed headers rotates over these
+
+
+async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool,
+               identity: str = "address", instances: int = 1) -> Result:  # fmt: skip
+    """The warm leaf: one instance by source address, or signed headers rotating over up to
+    SIGNED_LEAF_INSTANCES instances (each warmed first)."""
+    if identity == "signed":
+        rotated = range(min(SIGNED_LEAF_INSTANCES, instances))
+        headers = identity_headers("signed")
+        async with aiohttp.ClientSession() as session:
+            for n in rotated:
+                await (await session.get(url + LEAF, headers=headers(n))).read()
+        if wrk_available(use_wrk):
+            lines = (" ".join(headers(n)[h] for h in ("X-Instance-ID", "X-Tenant-ID",
+                                                      "X-Instance-ID-Signature"))
+                     for n in rotated)  # fmt: skip
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+                f.write("\n".join(lines) + "\n")
+            env = {"WRK_PATH": LEAF, "WRK_SIGNED": f.name}
+            try:
+                return await measured(
+                    admin, lambda: asyncio.to_thread(run_wrk, url, "signed.lua", limits, env)
+                )
+            finally:
+                os.unlink(f.name)
+        return await measured(admin, lambda: drive_sequences(
+            url, itertools.cycle(rotated), [LEAF] * 100, limits, headers))  # fmt: skip
     address = instance_address(0)
     async with aiohttp.ClientSession() as session:  # warm it
         await (await session.get(url + LEAF, headers={"X-Forwarded-For": address})).read()
@@ -354,12 +393,84 @@ async def learn_boot(url: str, first: int) -> None:
     )
 
 
+def identity_headers(identity: str) -> storm.Headers:
+    """Guest n's identity as the service is told it: signed headers, or the source address
+    forwarded by a trusted proxy."""
+    if identity == "address":
+        return lambda n: {"X-Forwarded-For": instance_address(n)}
+
+    def signed(n: int) -> dict[str, str]:
+        uuid = instance_uuid(n)
+        return {"X-Instance-ID": uuid, "X-Tenant-ID": project_id(n),
+                "X-Instance-ID-Signature": sign(PROXY_SECRET, uuid)}  # fmt: skip
+
+    return signed
+
+
+async def storm_run(pattern: str, url: str, admin: str | None, guests: Iterator[int],
+                    args: argparse.Namespace) -> storm.StormResult:  # fmt: skip
+    before = await path_stats(admin) if admin else None
+    result = await storm.DRIVERS[pattern](
+        url, guests, BOOT, identity_headers(args.identity), args.boot_connections, args.seconds
+    )
+    if admin and before:
+        after = await path_stats(admin)
+        result.statements = after[2] - before[2]
+        result.misses = after[3] - before[3]
+    return result
+
+
+async def storms(args: argparse.Namespace, server: Server, report: Report) -> None:
+    """Both patterns, each on its own share of the fresh instances (a boot storm is of
+    new instances: nothing of them is cached)."""
+    first = LEARNING_BOOTS + 1
+    share = (args.instances - first) // len(storm.PATTERNS)
+    for i, pattern in enumerate(storm.PATTERNS):
+        start = first + i * share
+        guests = spread(share, start, start + share)
+        result = await storm_run(pattern, server.guest, server.admin, guests, args)
+        report.storms.append((result, None))
+
+
 @dataclass
 class Report:
     rows: list[tuple[str, Result, Result | None]] = field(default_factory=list)
+    storms: list[tuple[storm.StormResult, storm.StormResult | None]] = field(default_factory=list)
+    storm_title: str = ""
     notes: list[str] = field(default_factory=list)
 
+    def print_storms(self) -> None:
+        head = (
+            f"{'(d) boot storm':<16}{'boots':>7}{'boots/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'SQL/boot':>10}{'miss/boot':>11}{'errors':>8}{'nova boots/s':>14}"
+            f"{'ours/nova':>11}"
+        )
+        print(self.storm_title)
+        print(head)
+        print("-" * len(head))
+        for ours, nova in self.storms:
+            nova_rate = f"{nova.boots_per_second:,.1f}" if nova else "-"
+            ratio = (
+                f"{ours.boots_per_second / nova.boots_per_second:.1f}"
+                if nova and nova.boots_per_second
+                else "-"
+            )
+            print(
+                f"{ours.pattern:<16}{ours.boots:>7}{ours.boots_per_second:>9,.1f}"
+                f"{ours.percentile_ms(0.5):>9.1f}{ours.percentile_ms(0.99):>9.1f}"
+                f"{ours.per_boot(ours.statements):>10}{ours.per_boot(ours.misses):>11}"
+                f"{ours.errors + (nova.errors if nova else 0):>8}{nova_rate:>14}{ratio:>11}"
+            )
+
     def print(self) -> None:
+        if self.rows:
+            self.print_rows()
+        if self.storms:
+            self.print_storms()
+        for note in self.notes:
+            print(note)
+
+    def print_rows(self) -> None:
         head = (
             f"{'scenario':<24}{'driver':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'SQL/req':>9}{'SQL/inst':>9}{'hit %':>7}{'errors':>8}"
@@ -390,8 +501,6 @@ class Report:
                 f"{ours.p99_ms:>9.2f}{per_req:>9}{per_inst:>9}{hit:>7}{ours.errors:>8}"
                 f"{floor_rate:>13}{ratio:>11}"
             )
-        for note in self.notes:
-            print(note)
 
 
 async def run_scenarios(
@@ -403,15 +512,20 @@ async def run_scenarios(
         # the row is the round with the median ratio.
         rounds = []
         for _ in range(args.rounds):
-            ours = await leaf(server.guest, server.admin, limits, args.wrk)
-            base = await leaf(floor, None, limits, args.wrk) if floor else None
+            ours = await leaf(server.guest, server.admin, limits, args.wrk,
+                              args.leaf_identity, args.instances)  # fmt: skip
+            base = (
+                await leaf(floor, None, limits, args.wrk, args.leaf_identity, args.instances)
+                if floor
+                else None
+            )
             rounds.append((ours, base))
         if floor:
             rounds.sort(key=lambda pair: pair[0].rate / pair[1].rate if pair[1] else 0.0)
             ratios = ", ".join(f"{o.rate / b.rate:.2f}" for o, b in rounds if b and b.rate)
             report.notes.append(f"(a) ours/floor in each round, sorted: {ratios}")
         ours, base = rounds[len(rounds) // 2]
-        report.rows.append(("(a) warm leaf", ours, base))
+        report.rows.append((f"(a) warm leaf, {args.leaf_identity}", ours, base))
     if "boot" in args.scenarios:
         # Instances 1..LEARNING_BOOTS teach the planner; the measured boots are others.
         await learn_boot(server.guest, 1)
@@ -424,6 +538,14 @@ async def run_scenarios(
         ours = await mix(server.guest, server.admin, limits, args.instances, args.wrk)
         base = await mix(floor, None, limits, args.instances, args.wrk) if floor else None
         report.rows.append(("(c) mix 80% warm agents", ours, base))
+    if "storm" in args.scenarios:
+        if "boot" not in args.scenarios:
+            await learn_boot(server.guest, 1)
+        report.storm_title = (
+            f"boot storms: {args.boot_connections} connections, {args.identity} identity, "
+            f"{len(BOOT)} requests a boot, each pattern up to {args.seconds:g}s"
+        )
+        await storms(args, server, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -453,7 +575,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--boot-connections", type=int, default=16, help="guests booting at once in (b)"
     )
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--scenarios", default="leaf,boot,mix")
+    parser.add_argument("--scenarios", default="leaf,boot,mix,storm")
+    parser.add_argument(
+        "--identity", choices=("signed", "address"), default="signed",
+        help="how boot-storm guests identify themselves",
+    )  # fmt: skip
+    parser.add_argument(
+        "--leaf-identity", choices=("address", "signed"), default="address",
+        help="(a) by one source address, or signed headers rotating over 2,000 instances",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a tiny bounded run of every scenario (tests, CI): no figures to keep",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (a)")
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument(
@@ -463,6 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="use the asyncio client even when wrk is installed",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.instances, args.seconds, args.max_requests = 60, 0.5, 60
+        args.connections, args.boot_connections, args.rounds, args.wrk = 2, 2, 1, False
     report = Report()
     with tempfile.TemporaryDirectory(prefix="metadata-bench-") as workdir:
         url = args.database_url or f"sqlite+aiosqlite:///{workdir}/bench.db"
@@ -480,7 +617,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{rss_mb(server.process.pid):.0f} MiB after the run"
             )
     report.print()
-    return 1 if any(ours.errors for _, ours, _ in report.rows) else 0
+    failed = any(ours.errors for _, ours, _ in report.rows) or any(
+        ours.errors or (nova and nova.errors) for ours, nova in report.storms
+    )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

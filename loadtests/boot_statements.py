@@ -1,14 +1,16 @@
 """SQL statements per cloud-init boot, counted by PostgreSQL itself (pg_stat_statements).
 
-    python -m loadtests.boot_statements [--instances 40] [--learn 4]
+    python -m loadtests.boot_statements [--boots 6] [--learn 4]
 
 Starts a private PostgreSQL cluster (Debian's binaries, a temporary directory, a free port,
 pg_stat_statements preloaded), a `metadata serve` on it, seeds instances through the admin
-API, lets the service learn the boot pattern from a few boots, resets the server's
-statement statistics, then replays cloud-init's OpenStack boot (listing, five files, the EC2
-crawl) for every other instance cold, and once more warm. It prints the statements the
-database executed per boot (pg_stat_statements `calls`, transaction framing included) next
-to the service's own count. Everything runs on loopback and stops by itself.
+API and, for each boot sequence (cloud-init's OpenStack boot on the `latest` trees and on
+dated versions: listing, five files, the EC2 crawl), lets the service learn it from a few
+boots, then for each identity (signed headers, source address) and each arrival pattern
+(in order on one connection; all at once, a connection each) resets the server's statement
+statistics and replays the boot for fresh instances cold, then once more warm. It prints the
+statements the database executed per boot (pg_stat_statements `calls`, transaction framing
+included) next to the service's own count. Everything runs on loopback and stops by itself.
 """
 
 from __future__ import annotations
@@ -27,13 +29,29 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from loadtests.cloud_init import OPENSTACK_BOOT as BOOT
+from loadtests.cloud_init import DATED_BOOT, LATEST_BOOT
+from metadata.guest.identify import sign
 from tests.documents import guest_headers, sample_document
 
 ADMIN_TOKEN = "boot-statements-token-0123456789"
+PROXY_SECRET = "boot-statements-proxy-secret"
+SEQUENCES = {"latest": LATEST_BOOT, "dated": DATED_BOOT}
+
+
+def signed_headers(n: int) -> dict[str, str]:
+    doc = sample_document(n)
+    return {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
+            "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"])}  # fmt: skip
+
+
+IDENTITIES: dict[str, Callable[[int], dict[str, str]]] = {
+    "signed": signed_headers,
+    "address": guest_headers,
+}
 
 
 def free_port() -> int:
@@ -122,6 +140,7 @@ def metadata_server(database_url: str, workdir: Path) -> Iterator[tuple[str, str
             "METADATA_ADMIN_LISTEN": f"127.0.0.1:{admin}",
             "METADATA_TRUSTED_PROXIES": "127.0.0.0/8",
             "METADATA_RATE_LIMIT": "off",
+            "METADATA_PROXY_SHARED_SECRET": PROXY_SECRET,
         }
     )
     log = (workdir / "server.log").open("wb")
@@ -145,11 +164,22 @@ def metadata_server(database_url: str, workdir: Path) -> Iterator[tuple[str, str
         log.close()
 
 
-def boot(guest: str, n: int) -> None:
-    for path in BOOT:
-        status, body = http(guest + path, headers=guest_headers(n))
+def boot(guest: str, n: int, paths: Sequence[str], identity: str = "address",
+         at_once: bool = False) -> None:  # fmt: skip
+    """Instance n's boot: in order on one connection, or every request at once."""
+    headers = IDENTITIES[identity](n)
+
+    def get(path: str) -> None:
+        status, body = http(guest + path, headers=headers)
         if status != 200:
             raise RuntimeError(f"{path} answered {status}: {body[:200]!r}")
+
+    if not at_once:
+        for path in paths:
+            get(path)
+        return
+    with ThreadPoolExecutor(len(paths)) as pool:
+        list(pool.map(get, paths))
 
 
 def statements(port: int) -> int:
@@ -164,48 +194,61 @@ def service_statements(admin: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", type=int, default=40)
-    parser.add_argument("--learn", type=int, default=4, help="boots to learn the pattern from")
+    parser.add_argument("--boots", type=int, default=6, help="measured boots per row")
+    parser.add_argument("--learn", type=int, default=4, help="boots to learn each sequence")
     args = parser.parse_args()
+    rows = [(sequence, identity, at_once) for sequence in SEQUENCES for identity in IDENTITIES
+            for at_once in (False, True)]  # fmt: skip
+    instances = len(SEQUENCES) * args.learn + len(rows) * args.boots
+    results: list[tuple[str, str, str, int, int, int]] = []
+    tops: list[str] = []
     with tempfile.TemporaryDirectory(prefix="boot-statements-") as tmp:
         workdir = Path(tmp)
         os.chmod(workdir, 0o755)
         with private_postgres(workdir) as url, metadata_server(url, workdir) as (guest, admin):
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-            for n in range(1, args.instances + 1):
+            for n in range(1, instances + 1):
                 doc = sample_document(n)
                 status, body = http(f"{admin}/v1/instances/{doc['uuid']}", "PUT",
                                     json.dumps(doc).encode(), auth)  # fmt: skip
                 if status != 201:
                     raise RuntimeError(body.decode())
-            for n in range(1, args.learn + 1):
-                boot(guest, n)
-            measured = range(args.learn + 1, args.instances + 1)
-            psql(port, "SELECT pg_stat_statements_reset()", "metadata")
-            own_before = service_statements(admin)
-            for n in measured:
-                boot(guest, n)
-            cold = statements(port)
-            own_cold = service_statements(admin) - own_before
-            top = psql(port, "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
-                       "FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat%' "
-                       "ORDER BY calls DESC LIMIT 5", "metadata")  # fmt: skip
-            psql(port, "SELECT pg_stat_statements_reset()", "metadata")
-            for n in measured:
-                boot(guest, n)
-            warm = statements(port)
-    boots = len(measured)
-    print(
-        f"cloud-init OpenStack boot: {len(BOOT)} requests; {boots} instances measured, "
-        f"after {args.learn} learning boots"
-    )
-    print(f"{'':28}{'per boot':>10}{'total':>8}")
-    print(f"{'cold, pg_stat_statements':28}{cold / boots:>10.2f}{cold:>8}")
-    print(f"{'cold, service counters':28}{own_cold / boots:>10.2f}{own_cold:>8}")
-    print(f"{'warm, pg_stat_statements':28}{warm / boots:>10.2f}{warm:>8}")
-    if top:
-        print("statements the database executed in the cold pass (calls | query):")
+            fresh = iter(range(1, instances + 1))
+            for sequence, paths in SEQUENCES.items():
+                for _ in range(args.learn):
+                    boot(guest, next(fresh), paths)
+                for name, identity, at_once in rows:
+                    if name != sequence:
+                        continue
+                    measured = [next(fresh) for _ in range(args.boots)]
+                    psql(port, "SELECT pg_stat_statements_reset()", "metadata")
+                    own_before = service_statements(admin)
+                    for n in measured:
+                        boot(guest, n, paths, identity, at_once)
+                    cold = statements(port)
+                    own_cold = service_statements(admin) - own_before
+                    if cold != len(measured):
+                        tops.append(psql(port, "SELECT calls, left(regexp_replace(query, "
+                                         "'\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
+                                         "WHERE query NOT ILIKE '%pg_stat%' ORDER BY calls "
+                                         "DESC LIMIT 5", "metadata"))  # fmt: skip
+                    psql(port, "SELECT pg_stat_statements_reset()", "metadata")
+                    for n in measured:
+                        boot(guest, n, paths, identity, at_once)
+                    warm = statements(port)
+                    pattern = "all at once" if at_once else "in order"
+                    results.append((sequence, identity, pattern, cold, own_cold, warm))
+    print(f"cloud-init OpenStack boot ({len(LATEST_BOOT)} requests), {args.boots} fresh "
+          f"instances a row, after {args.learn} learning boots per sequence; statements "
+          "per boot")  # fmt: skip
+    head = f"{'sequence':<10}{'identity':<10}{'arrival':<13}{'cold, pg_stat':>14}"
+    print(head + f"{'cold, service':>15}{'warm, pg_stat':>15}")
+    for sequence, identity, pattern, cold, own, warm in results:
+        print(f"{sequence:<10}{identity:<10}{pattern:<13}{cold / args.boots:>14.2f}"
+              f"{own / args.boots:>15.2f}{warm / args.boots:>15.2f}")  # fmt: skip
+    for top in tops:
+        print("statements of a row above one per boot (calls | query):")
         print(top)
     return 0
 

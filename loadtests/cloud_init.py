@@ -37,3 +37,26 @@ OPENSTACK_BOOT = (
     "/latest/meta-data/reservation-id",
     "/latest/meta-data/security-groups",
 )
+
+
+def newer_than_2009(path: str) -> bool:
+    # EC2 2009-04-04 has no `network/` directory and no `mac` (both 2011-01-01): its
+    # listing does not offer them, so cloud-init's crawl does not ask.
+    return "/meta-data/network/" in path or path.endswith("/meta-data/mac")
+
+
+def _versioned(openstack: str, ec2: str) -> tuple[str, ...]:
+    paths = (
+        path.replace("/openstack/2018-08-27/", f"/openstack/{openstack}/").replace(
+            "/latest/", f"/{ec2}/"
+        )
+        for path in OPENSTACK_BOOT
+    )
+    return tuple(p for p in paths if ec2 == "latest" or not newer_than_2009(p))
+
+
+# The same boot on the `latest` trees, and on dated versions only (OpenStack 2018-08-27,
+# EC2 2009-04-04, as cloud-init asks when it pins versions): each version is its own
+# statistics key, so each sequence is learned on its own.
+LATEST_BOOT = _versioned("latest", "latest")
+DATED_BOOT = _versioned("2018-08-27", "2009-04-04")

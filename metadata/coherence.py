@@ -3,7 +3,8 @@ agree on for a cached answer to be exact.
 
 - `LocalCoherence` (memory://): one process sees every write, so its own maps are the truth.
 - `RedisCoherence` (redis://): the maps live in Redis. A warm request asks once per request
-  (one MGET of the address owner and the generation); a write bumps the generation and
+  (the address owner and the generation), and the requests of one event-loop tick share
+  one MGET (metadata/mget_batch.py); a write bumps the generation and
   drops the addresses it touched after its commit, so the very next request on any replica
   sees it.
 
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from metadata.lru import LRU
+from metadata.mget_batch import BatchedGet
 from metadata.store.events import WriteEvent
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ return 1
 class RedisCoherence(Coherence):
     def __init__(self, client: Any, ttl: int, max_entries: int) -> None:
         self._redis = client
+        self._gets = BatchedGet(client)
         self._ttl = max(ttl, 1)
         self._guesses: LRU[str, str] = LRU(max_entries)  # ip -> uuid seen last time
         self._down_until = 0.0
@@ -156,15 +159,15 @@ class RedisCoherence(Coherence):
         try:
             guess = self._guesses.get(ip)
             if guess is not None:
-                owner, generation = await self._redis.mget(f"md:a:{ip}", f"md:g:{guess}")
+                owner, generation = await self._gets.get(f"md:a:{ip}", f"md:g:{guess}")
                 if owner is not None and owner.decode() == guess and generation is not None:
                     return guess, int(generation)
             else:
-                owner = await self._redis.get(f"md:a:{ip}")
+                (owner,) = await self._gets.get(f"md:a:{ip}")
             if owner is None:
                 return None
             uuid = owner.decode()
-            generation = await self._redis.get(f"md:g:{uuid}")
+            (generation,) = await self._gets.get(f"md:g:{uuid}")
             if generation is None:
                 return None
             self._guesses.set(ip, uuid)
@@ -177,7 +180,7 @@ class RedisCoherence(Coherence):
         if not self._usable():
             return None
         try:
-            value = await self._redis.get(f"md:g:{uuid}")
+            (value,) = await self._gets.get(f"md:g:{uuid}")
         except Exception as exc:
             self._failed(exc)
             return None
@@ -187,7 +190,8 @@ class RedisCoherence(Coherence):
         if not self._usable():
             return -1
         try:
-            return int(await self._redis.get("md:epoch") or 0)
+            (epoch,) = await self._gets.get("md:epoch")
+            return int(epoch or 0)
         except Exception as exc:
             self._failed(exc)
             return -1

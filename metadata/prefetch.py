@@ -6,6 +6,10 @@ that opened it. When a later instance is read cold through the same path, the sl
 most sessions opened by that path went on to need are loaded in the same statement. For
 cloud-init's OpenStack boot, `meta_data.json` learns to bring user data, vendor data and
 network along; for the EC2 crawl, `instance-id` learns the keys and network.
+
+A path that was asked inside enough sessions opened by another path plans as that opener
+does: when a guest's boot requests arrive all at once, whichever of them is read first
+brings the whole boot's slices, so the order of arrival does not change what a boot costs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class _Session:
     started: float
     opened_by: StatsKey
     slices: set[Slice] = field(default_factory=set)
+    keys: set[StatsKey] = field(default_factory=set)
 
 
 class BootPlanner:
@@ -38,15 +43,27 @@ class BootPlanner:
         # keyed by path templates: bounded by the tree
         self._opened: Counter[StatsKey] = Counter()
         self._together: dict[StatsKey, Counter[Slice]] = {}
+        # path -> the paths that opened the sessions it was asked in (bounded by the tree)
+        self._asked_after: dict[StatsKey, Counter[StatsKey]] = {}
         self.window = window
         self.min_sessions = min_sessions
         self.share = share
 
     def plan(self, key: StatsKey) -> frozenset[Slice]:
-        """The slices worth loading with a cold read through this path."""
+        """The slices worth loading with a cold read through this path: what followed it
+        when it opened sessions, else what followed the path whose sessions it is usually
+        part of."""
+        if self._opened[key] >= self.min_sessions:
+            return self._plan_of(key)
+        openers = self._asked_after.get(key)
+        if openers:
+            opener, sessions = openers.most_common(1)[0]
+            if sessions >= self.min_sessions and self._opened[opener] >= self.min_sessions:
+                return self._plan_of(opener)
+        return frozenset()
+
+    def _plan_of(self, key: StatsKey) -> frozenset[Slice]:
         opened = self._opened[key]
-        if opened < self.min_sessions:
-            return frozenset()
         together = self._together.get(key, Counter())
         return frozenset(s for s, n in together.items() if n >= self.share * opened)
 
@@ -60,6 +77,10 @@ class BootPlanner:
             session = _Session(now, key)
             self._sessions.set(uuid, session)
             self._opened[key] += 1
+        if key not in session.keys:
+            session.keys.add(key)
+            if key != session.opened_by:
+                self._asked_after.setdefault(key, Counter())[session.opened_by] += 1
         new = set(slices) - session.slices
         if new:
             session.slices |= new

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from loadtests import bench, seed
+from loadtests import bench, seed, storm
 from metadata.document import parse_document
 
 # locust monkey-patches the standard library with gevent when imported, which must happen
@@ -60,5 +61,51 @@ def test_the_bench_runs_in_a_tiny_bounded_mode(capsys: pytest.CaptureFixture[str
     assert code == 0, out
     for row in ("(a) warm leaf", "(b) cold boot sequence", "(c) mix"):
         assert row in out
+    for pattern in storm.PATTERNS:
+        storm_row = next(line for line in out.splitlines() if line.startswith(pattern))
+        boots, _rate, _p50, _p99, per_boot, misses = storm_row.split()[1:7]
+        assert int(boots) > 0 and per_boot != "-" and misses != "-", storm_row
     boot_row: Any = next(line for line in out.splitlines() if line.startswith("(b)"))
     assert " - " not in boot_row.split("asyncio")[1][:40]  # statements were counted
+
+
+async def test_overlapping_boots_put_consecutive_requests_on_different_connections(
+    aiohttp_server: Any,
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append((request.path, id(request.transport)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    server = await aiohttp_server(app)
+    paths = ["/a", "/b", "/c", "/d"]
+    url = str(server.make_url("")).rstrip("/")
+    result = await storm.overlapping(url, iter(range(3)), paths, lambda n: {}, 4, 10)
+    assert (result.boots, result.errors) == (3, 0)
+    assert len(seen) == 12
+    first_boot = [conn for path, conn in seen[:4]]
+    assert len(set(first_boot)) > 1  # the boot's requests went out on several connections
+
+
+async def test_side_by_side_boots_walk_each_boot_on_one_connection(aiohttp_server: Any) -> None:
+    seen: list[tuple[str, str, int]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append((request.headers["X-Guest"], request.path, id(request.transport)))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    result = await storm.side_by_side(
+        url, iter(range(4)), ["/a", "/b", "/c"], lambda n: {"X-Guest": str(n)}, 2, 10
+    )
+    assert (result.boots, result.errors) == (4, 0)
+    for guest in map(str, range(4)):
+        mine = [(path, conn) for g, path, conn in seen if g == guest]
+        assert [path for path, _ in mine] == ["/a", "/b", "/c"]
+        assert len({conn for _, conn in mine}) == 1

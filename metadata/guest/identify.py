@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
@@ -24,7 +24,7 @@ from metadata.guest.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
 from metadata.records import Slice
-from metadata.sources import SliceSource
+from metadata.sources import SliceRead, SliceSource
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 INSTANCE_ID = "X-Instance-ID"
@@ -34,6 +34,14 @@ FORWARDED_FOR = "X-Forwarded-For"
 MAX_FORWARDED_ENTRIES = 16
 # Identity by address needs only the owner and its generation.
 NO_SLICES: frozenset[Slice] = frozenset()
+
+
+def nothing_more() -> frozenset[Slice]:
+    return frozenset()
+
+
+# The slices a request will need, asked only when identity goes to the database.
+Wanted = Callable[[], frozenset[Slice]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +138,12 @@ class IdentityResolver:
         return address
 
     async def identify(self, peer: str, headers: CIMultiDictProxy[str],
-                      cost: RequestCost | None = None) -> Caller:  # fmt: skip
+                      cost: RequestCost | None = None, wanted: Wanted = nothing_more,
+                      ) -> Caller:  # fmt: skip
+        """Who is asking. When that takes the database, the slices `wanted()` names come
+        in the same statement (the request's own and what its boot will go on to need)."""
         if self._secret is not None and INSTANCE_ID in headers:
-            return await self._from_signature(peer, headers, cost)
+            return await self._from_signature(peer, headers, cost, wanted)
         address = self.client_address(peer, headers)
         known = await self._coherence.address(address)
         if known is not None:
@@ -141,25 +152,29 @@ class IdentityResolver:
             return Caller(known[0], known[1], address)
         epoch = await self._coherence.epoch()
         try:
-            matches = await self._source.read_by_address(address, NO_SLICES)
+            matches = await self._loader.by_address(
+                address, wanted(), epoch, cost, lambda found: self._found(epoch, address, found)
+            )
         except StoreUnavailable as exc:
             last = self.last_known.address(address, exc)
             if last is None:
                 raise
             return Caller(last[0], last[1], address)
-        if cost is not None:
-            cost.db_statements += 1
         if not matches:
             raise InstanceNotFound(f"no instance has the address {address}")
         if len(matches) > 1:
             raise Forbidden(f"the address {address} belongs to several instances; refusing")
         uuid, generation = matches[0].uuid, matches[0].generation
         self.last_known.confirm_address(address, uuid, generation)
-        await self._coherence.remember(epoch, uuid, generation, address)
         return Caller(uuid, generation, address)
 
+    async def _found(self, epoch: int, address: str, matches: list[SliceRead]) -> None:
+        """In the read's flight: the owner remembered before its waiters resume."""
+        if len(matches) == 1:
+            await self._coherence.remember(epoch, matches[0].uuid, matches[0].generation, address)
+
     async def _from_signature(self, peer: str, headers: CIMultiDictProxy[str],
-                              cost: RequestCost | None) -> Caller:  # fmt: skip
+                              cost: RequestCost | None, wanted: Wanted) -> Caller:  # fmt: skip
         assert self._secret is not None
         instance_id = single_header(headers, INSTANCE_ID) or ""
         signature = single_header(headers, SIGNATURE)
@@ -189,7 +204,10 @@ class IdentityResolver:
             return Caller(instance_id, generation, address)
         epoch = await self._coherence.epoch()
         try:
-            core = await self._loader.core(instance_id, generation, cost)
+            core = await self._loader.core(
+                instance_id, generation, cost, wanted(), epoch,
+                lambda read: self._coherence.remember(epoch, instance_id, read),
+            )  # fmt: skip
         except StoreUnavailable as exc:
             # The signature is verified above; only the tenant check needs the last known row.
             last = self.last_known.instance(instance_id, tenant, exc)

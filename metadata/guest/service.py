@@ -24,7 +24,7 @@ from aiohttp import web
 from metadata.errors import BadRequest, MetadataError, MethodNotAllowed, NotFound
 from metadata.guest.guard import GuestGuard, is_token_path
 from metadata.guest.hot import HotAnswer
-from metadata.guest.identify import Caller
+from metadata.guest.identify import Caller, Wanted, nothing_more
 from metadata.guest.match import Destination, build_matcher, path_segments
 from metadata.guest.password import read_password
 from metadata.guest.record import Recorder
@@ -61,7 +61,7 @@ class GuestService:
         cost = RequestCost()
         caller = None
         if request.method in READ_METHODS and path not in self.matcher.version_listing_paths:
-            caller = await self.identify(request, cost)
+            caller = await self.identify(request, cost, lambda: self.boot_slices(path))
             # `?wait_for_change=` must wait, so it never takes the shortcut.
             if not ("?" in raw and "wait_for_change" in raw):
                 hot = self.hot.get(caller.instance_uuid, caller.generation, path)
@@ -78,11 +78,24 @@ class GuestService:
         self.recorder.record(request, key, caller, cost, started, response.content_length or 0)
         return response
 
-    async def identify(self, request: web.BaseRequest, cost: RequestCost) -> Caller:
+    async def identify(self, request: web.BaseRequest, cost: RequestCost,
+                       wanted: Wanted = nothing_more) -> Caller:  # fmt: skip
         """Who is asking; their instance takes one request from its rate-limit bucket."""
-        caller = await self.identity.identify(request.remote or "", request.headers, cost)
+        caller = await self.identity.identify(request.remote or "", request.headers, cost, wanted)
         self.guard.admit(caller)
         return caller
+
+    def boot_slices(self, path: str) -> frozenset[Slice]:
+        """What a cold read of this path loads: its row's slices and what the boots it
+        opens went on to need. Asked by identity when it reads the database, so that one
+        statement brings both."""
+        try:
+            destination = self.matcher.match(path_segments(path))
+        except MetadataError:
+            return frozenset()
+        if destination.match is None:
+            return frozenset()
+        return destination.match.needs | self.planner.plan(destination.stats_key)
 
     def warm(
         self,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -24,6 +25,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from metadata.errors import StoreUnavailable, WriteConflict
+from metadata.store.inline import InlineReader
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,16 @@ def is_write_conflict(exc: DBAPIError) -> bool:
     return bool(args) and args[0] in MYSQL_CONFLICTS
 
 
+def inline_reader(url: str, counter: StatementCounter) -> InlineReader | None:
+    """For a SQLite file, the reader on the event loop's thread (an in-memory database is
+    private to its connection: it has none)."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return None
+    return InlineReader(path, lambda statement: counter(None, None, statement))
+
+
 class Database:
     def __init__(self, url: str, *, timeout: float = 2.0, read_timeout: float | None = None
                  ) -> None:  # fmt: skip
@@ -102,6 +114,7 @@ class Database:
         )
         self.writer: AsyncEngine = create_async_engine(url, **options)
         self.counter = StatementCounter()
+        self.inline = inline_reader(url, self.counter)
         for engine in (self.reader, self.writer):
             event.listen(engine.sync_engine, "before_cursor_execute", self.counter)
             if self.backend == "sqlite":
@@ -135,6 +148,17 @@ class Database:
                 raise WriteConflict("a concurrent write changed the same instance; retry") from exc
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
+    def read_inline(self, key: Hashable, build: Callable[[], Select[Any]],
+                    parameters: Mapping[str, Any]) -> list[dict[str, Any]] | None:  # fmt: skip
+        """The rows of a guest read run on the event loop's thread (SQLite), or None when
+        the caller is to read through `read()` (another database, or SQLite busy)."""
+        if self.inline is None:
+            return None
+        try:
+            return self.inline.rows(key, build, parameters)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
     async def ping(self) -> None:
         from sqlalchemy import text
 
@@ -142,6 +166,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self.inline is not None:
+            self.inline.close()
         for engine in (self.reader, self.writer):
             with contextlib.suppress(SQLAlchemyError, OSError):
                 await engine.dispose()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from metadata.records import InstanceDocument, Slice
@@ -18,32 +18,46 @@ from metadata.user_data_versions import UserDataVersion
 INSTANCE_UUID_LABEL = t.instances.c.uuid.label("instance_uuid")
 
 
-async def load_slices(conn: AsyncConnection, uuid: str, names: Iterable[Slice]
-                      ) -> tuple[int, dict[Slice, Any]] | None:  # fmt: skip
-    """One instance's generation and named slices in one statement (None: no such instance)."""
-    wanted = list(names)
-    query = select(*slices.columns_of(wanted)).where(t.instances.c.uuid == uuid)
-    row = (await conn.execute(query)).mappings().first()
-    return None if row is None else (int(row["generation"]), slices.decode(row, wanted))
+def slices_query(names: Iterable[Slice]) -> Select[Any]:
+    """One instance's generation and named slices, by the bound parameter `uuid`."""
+    return select(*slices.columns_of(names)).where(t.instances.c.uuid == bindparam("uuid"))
 
 
-async def load_slices_by_address(conn: AsyncConnection, address: str, names: Iterable[Slice]
-                                 ) -> list[tuple[str, int, dict[Slice, Any]]]:  # fmt: skip
-    """(uuid, generation, slices) of the instances with this fixed IP, in one statement: an
-    indexed probe of the address, then the named slices of its owner. Two are fetched so
-    that ambiguity can be refused."""
-    wanted = list(names)
-    owners = select(t.fixed_ips.c.instance_uuid).where(t.fixed_ips.c.address == address)
-    query = (
-        select(INSTANCE_UUID_LABEL, *slices.columns_of(wanted))
+def slices_by_address_query(names: Iterable[Slice]) -> Select[Any]:
+    """The instances with the fixed IP bound as `address` (two at most: ambiguity is
+    refused), each with its generation and the named slices: an indexed probe of the
+    address, then the slices of its owner."""
+    owners = select(t.fixed_ips.c.instance_uuid).where(
+        t.fixed_ips.c.address == bindparam("address")
+    )
+    return (
+        select(INSTANCE_UUID_LABEL, *slices.columns_of(names))
         .where(t.instances.c.uuid.in_(owners))
         .order_by(t.instances.c.uuid)
         .limit(2)
     )
-    rows = (await conn.execute(query)).mappings().all()
-    return [
-        (row["instance_uuid"], int(row["generation"]), slices.decode(row, wanted)) for row in rows
-    ]
+
+
+def decode_slices(row: Mapping[str, Any], names: Iterable[Slice]) -> tuple[int, dict[Slice, Any]]:
+    # A RowMapping from the engine, or a plain dict from the inline SQLite reader.
+    return int(row["generation"]), slices.decode(cast(RowMapping, row), names)
+
+
+async def load_slices(conn: AsyncConnection, uuid: str, names: Iterable[Slice]
+                      ) -> tuple[int, dict[Slice, Any]] | None:  # fmt: skip
+    """One instance's generation and named slices in one statement (None: no such instance)."""
+    wanted = list(names)
+    row = (await conn.execute(slices_query(wanted), {"uuid": uuid})).mappings().first()
+    return None if row is None else decode_slices(row, wanted)
+
+
+async def load_slices_by_address(conn: AsyncConnection, address: str, names: Iterable[Slice]
+                                 ) -> list[tuple[str, int, dict[Slice, Any]]]:  # fmt: skip
+    """(uuid, generation, slices) of the instances with this fixed IP, in one statement."""
+    wanted = list(names)
+    query = slices_by_address_query(wanted)
+    rows = (await conn.execute(query, {"address": address})).mappings().all()
+    return [(row["instance_uuid"], *decode_slices(row, wanted)) for row in rows]
 
 
 async def list_instance_uuids(conn: AsyncConnection, limit: int, marker: str | None) -> list[str]:
