@@ -52,11 +52,11 @@ def _has_fixed_ipv4(view: View) -> bool:
 
 def identity_document(view: View) -> Answer:
     core = view.core
-    zone = core.availability_zone
+    zone = core.availability_zone or ""
     document = {
         "accountId": core.project_id,
         "architecture": "x86_64",
-        "availabilityZone": zone,
+        "availabilityZone": core.availability_zone,
         "billingProducts": None,
         "devpayProductCodes": None,
         "imageId": core.ami_id,
@@ -107,7 +107,7 @@ LEAVES = (
          present=_has_fixed_ipv4, present_needs=NETWORK),
     Leaf("meta-data/mac", lambda v: text(v.network.ports[0].mac), NETWORK, AWS_2011,
          present=lambda v: bool(v.network.ports), present_needs=NETWORK),
-    Leaf("meta-data/placement/availability-zone", lambda v: text(v.core.availability_zone),
+    Leaf("meta-data/placement/availability-zone", lambda v: text(str(v.core.availability_zone)),
          CORE, "2008-02-01"),
     # Nova serves the hostname here whether or not there is a floating IP.
     Leaf("meta-data/public-hostname", lambda v: text(v.core.hostname), CORE, "2007-01-19"),
@@ -116,7 +116,7 @@ LEAVES = (
     Leaf("meta-data/public-ipv4", lambda v: text(v.network.first_floating_ip or ""), NETWORK,
          "2007-01-19", present=_has_floating, present_needs=NETWORK),
     Leaf("meta-data/public-keys/{key}/openssh-key",
-         lambda v: text(v.keys.keys[int(v.params["key"])].data), KEYS),
+         lambda v: text(v.keys.for_ec2[int(v.params["key"])].data), KEYS),
     Leaf("meta-data/reservation-id", lambda v: text(v.core.reservation_id), CORE),
     Leaf("meta-data/security-groups", lambda v: lines(list(v.core.security_groups)), CORE),
     _mac_leaf("device-number",
@@ -145,8 +145,8 @@ LEAVES = (
 PARAMS = (
     Param("bdm", CORE, lambda v: [name for name, _ in v.core.block_device_mapping]),
     # EC2 lists keys as `0=name`; the directory itself is `0/` holding `openssh-key`.
-    Param("key", KEYS, lambda v: [str(i) for i in range(len(v.keys.keys))],
-          label=lambda v, value: f"{value}={v.keys.keys[int(value)].name}"),
+    Param("key", KEYS, lambda v: [str(i) for i in range(len(v.keys.for_ec2))],
+          label=lambda v, value: f"{value}={v.keys.for_ec2[int(value)].name}"),
     Param("mac", NETWORK, lambda v: [p.mac for p in v.network.ports]),
 )  # fmt: skip
 

@@ -1,0 +1,1 @@
+"""The Nova source: instances read, read-only and lazily, from a Nova deployment's databases."""
