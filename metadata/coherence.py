@@ -21,24 +21,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from metadata.lru import LRU
+from metadata.store.events import WriteEvent
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 5.0
 EVENTS_CHANNEL = "md:events"
-
-
-@dataclass(frozen=True, slots=True)
-class WriteEvent:
-    """A committed write: the instance, its new generation (None: deleted), and every
-    fixed address it had before or has after the write."""
-
-    uuid: str
-    generation: int | None
-    addresses: frozenset[str] = frozenset()
 
 
 class Coherence:

@@ -1,5 +1,6 @@
-"""Where a slice comes from: the slice cache at the instance's generation, else one
-statement that brings every missing slice (and whatever the boot planner predicts) at once.
+"""Where a slice comes from: the slice cache at the instance's generation, else one read of
+the slice source that brings every missing slice (and whatever the boot planner predicts) at
+once; derived slices are computed from the slices they require.
 """
 
 from __future__ import annotations
@@ -7,17 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement
-
 from metadata.cache import SliceCache
 from metadata.errors import InstanceNotFound
 from metadata.providers import Provider
 from metadata.records import InstanceCore, Slice
-from metadata.store import schema as t
-from metadata.store.bundle import load_bundle
-from metadata.store.engine import Database
-
-GENERATION = t.instances.c.generation.label("generation")
+from metadata.sources import SliceSource
 
 
 class RequestCost:
@@ -33,41 +28,32 @@ class RequestCost:
 
 
 class SliceLoader:
-    def __init__(self, db: Database, providers: Mapping[Slice, Provider],
+    def __init__(self, source: SliceSource, providers: Mapping[Slice, Provider],
                  cache: SliceCache) -> None:  # fmt: skip
-        self._db = db
+        self._source = source
         self._providers = providers
         self.cache = cache
 
     async def fetch(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None,
                     known: Mapping[Slice, Any] | None = None,
                     ) -> tuple[dict[Slice, Any], int]:  # fmt: skip
-        """The slices from the database in one statement, with the instance's generation;
+        """The slices from the source in one statement, with the instance's generation;
         derived slices are then computed from the slices they require."""
-        derived = [self._providers[n] for n in names if not self._providers[n].is_sql]
-        sql = {n for n in names if self._providers[n].is_sql}
+        derived = [self._providers[n] for n in names if not self._providers[n].sourced]
+        read = {n for n in names if self._providers[n].sourced}
         for provider in derived:
-            sql |= provider.requires - (known or {}).keys()
-        loaded, generation = await self._fetch_sql(uuid, frozenset(sql), cost)
+            read |= provider.requires - (known or {}).keys()
+        found = await self._source.read(uuid, frozenset(read))
+        if cost is not None:
+            cost.db_statements += 1
+            cost.slices_loaded += len(read)
+        if found is None:
+            raise InstanceNotFound("no such instance")
+        loaded = dict(found.slices)
         for provider in derived:
             inputs = {**(known or {}), **loaded}
             loaded[provider.slice] = await provider.derive(uuid, inputs)
-        return loaded, generation
-
-    async def _fetch_sql(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None
-                         ) -> tuple[dict[Slice, Any], int]:  # fmt: skip
-        providers = [self._providers[n] for n in names]
-        columns: list[ColumnElement[Any]] = [GENERATION]
-        for provider in providers:
-            columns.extend(provider.columns())
-        async with self._db.read() as conn:
-            row = await load_bundle(conn, uuid, columns)
-        if cost is not None:
-            cost.db_statements += 1
-            cost.slices_loaded += len(names)
-        if row is None:
-            raise InstanceNotFound("no such instance")
-        return {p.slice: p.decode(row) for p in providers}, int(row["generation"])
+        return loaded, found.generation
 
     async def load(self, uuid: str, generation: int, needs: frozenset[Slice],
                    cost: RequestCost | None = None, prefetch: frozenset[Slice] = frozenset(),

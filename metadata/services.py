@@ -27,6 +27,7 @@ from metadata.providers.dynamic_vendor_data import TargetOutcomes, open_session
 from metadata.stats import Statistics
 from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
+from metadata.store.source import StoreSource
 from metadata.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -109,10 +110,13 @@ class Services:
             if cache.shared is not None:
                 wakeups = RedisWakeups(settings.cache_url, waiters)
                 await wakeups.start()
-            providers = build_providers(db, settings, session, outcomes)
-            loader = SliceLoader(db, providers, cache)
+            providers = build_providers(
+                settings.vendor_data_targets, settings.vendor_data_timeout, session, outcomes
+            )
+            source = StoreSource(db)
+            loader = SliceLoader(source, providers, cache)
             identity = IdentityResolver(
-                store, loader, coherence, shared_secret=settings.proxy_shared_secret,
+                source, loader, coherence, shared_secret=settings.proxy_shared_secret,
                 trusted_proxies=settings.trusted_proxies,
                 max_remembered=settings.cache_max_entries,
                 stale_if_error=settings.stale_if_error,

@@ -4,21 +4,24 @@ slice reads, transactions that roll back whole, paging, and migrations."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from metadata.coherence import WriteEvent
 from metadata.document import parse_document
 from metadata.errors import Conflict, InstanceNotFound
-from metadata.records import InstanceDocument, UserData
+from metadata.records import InstanceDocument, Slice, UserData
 from metadata.store import reads, writes
 from metadata.store import schema as t
 from metadata.store.engine import Database
+from metadata.store.events import WriteEvent
 from metadata.store.migrate import current_revision, head_revision, upgrade
+from metadata.store.slices import DEFINITIONS
+from metadata.store.source import StoreSource
 from metadata.store.store import Store
 from tests.documents import instance_address, instance_uuid, sample_document
 
@@ -39,10 +42,9 @@ def document(n: int, **overrides: Any) -> InstanceDocument:
 
 
 async def generation(store: Store, uuid: str) -> int:
-    async with store.db.read() as conn:
-        core = await reads.load_core(conn, uuid)
-    assert core is not None
-    return core.generation
+    found = await StoreSource(store.db).generation(uuid)
+    assert found is not None
+    return found
 
 
 async def test_put_replace_and_delete_each_tell_the_listeners(store: Store) -> None:
@@ -104,24 +106,32 @@ async def test_generation_strictly_increases_across_writes_and_recreation(store:
     assert all(a < b for a, b in itertools.pairwise(seen)), seen
 
 
-SLICE_READS: list[Callable[[Any, str], Awaitable[Any]]] = [
-    reads.load_core, reads.load_metadata, reads.load_keys, reads.load_network,
-    reads.load_user_data, reads.load_vendor_data, reads.load_password,
-    reads.find_instances_by_address,
-]  # fmt: skip
-
-
 async def test_each_slice_read_sends_exactly_one_statement(store: Store) -> None:
+    """Each slice alone, every slice together, by address and a page of documents: one
+    statement each, derived from the one definition per slice."""
     doc = document(1)
     await store.put_document(doc)
-    arguments = {reads.find_instances_by_address: instance_address(1)}
+    source = StoreSource(store.db)
+    await source.read(doc.core.uuid, frozenset())  # the dialect's first-connect queries
+    for names in [*({name} for name in DEFINITIONS), set(DEFINITIONS)]:
+        before = store.db.counter.total
+        found = await source.read(doc.core.uuid, frozenset(names))
+        assert store.db.counter.total - before == 1, names
+        assert found is not None and found.slices.keys() == names
+    before = store.db.counter.total
+    [owner] = await source.read_by_address(instance_address(1), frozenset({Slice.CORE}))
+    assert store.db.counter.total - before == 1
+    assert owner.slices[Slice.CORE].uuid == doc.core.uuid
+    before = store.db.counter.total
+    got = await store.get_document(doc.core.uuid)
     async with store.db.read() as conn:
-        await reads.load_core(conn, doc.core.uuid)  # the dialect's first-connect queries
-        for read in SLICE_READS:
-            before = store.db.counter.total
-            result = await read(conn, arguments.get(read, doc.core.uuid))
-            assert store.db.counter.total - before == 1, read.__name__
-            assert result  # the read found the data, so the count is of a real read
+        [page] = await reads.load_documents(conn, [doc.core.uuid])
+    assert store.db.counter.total - before == 2
+    # the stored document, with the generation the store gave it
+    assert got == dataclasses.replace(
+        doc, core=dataclasses.replace(doc.core, generation=got.core.generation)
+    )
+    assert page == got
 
 
 async def test_transaction_failing_midway_leaves_the_old_data(store: Store) -> None:

@@ -19,13 +19,14 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 
-from metadata.coherence import RedisCoherence, WriteEvent
+from metadata.coherence import RedisCoherence
 from metadata.config import Settings
 from metadata.document import document_to_json, parse_document
 from metadata.errors import InvalidDocument
 from metadata.records import InstanceDocument
 from metadata.store import schema as t
 from metadata.store.engine import Database
+from metadata.store.events import WriteEvent
 from metadata.store.migrate import upgrade
 from metadata.store.reads import list_instance_uuids, load_documents
 from metadata.store.writes import child_rows, instance_row, next_generation, user_data_row

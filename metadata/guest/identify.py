@@ -23,7 +23,8 @@ from metadata.errors import (
 from metadata.guest.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
-from metadata.store.store import Store
+from metadata.records import Slice
+from metadata.sources import SliceSource
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 INSTANCE_ID = "X-Instance-ID"
@@ -31,6 +32,8 @@ TENANT_ID = "X-Tenant-ID"
 SIGNATURE = "X-Instance-ID-Signature"
 FORWARDED_FOR = "X-Forwarded-For"
 MAX_FORWARDED_ENTRIES = 16
+# Identity by address needs only the owner and its generation.
+NO_SLICES: frozenset[Slice] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,10 @@ def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
 
 
 class IdentityResolver:
-    def __init__(self, store: Store, loader: SliceLoader, coherence: Coherence, *,
+    def __init__(self, source: SliceSource, loader: SliceLoader, coherence: Coherence, *,
                  shared_secret: str | None, trusted_proxies: Sequence[Network],
                  max_remembered: int = 100_000, stale_if_error: float = 0.0) -> None:  # fmt: skip
-        self._store = store
+        self._source = source
         self._loader = loader
         self._coherence = coherence
         self._secret = shared_secret
@@ -134,7 +137,7 @@ class IdentityResolver:
             return Caller(known[0], known[1], address)
         epoch = await self._coherence.epoch()
         try:
-            matches = await self._store.find_instances_by_address(address)
+            matches = await self._source.read_by_address(address, NO_SLICES)
         except StoreUnavailable as exc:
             last = self.last_known.address(address, exc)
             if last is None:
@@ -146,7 +149,7 @@ class IdentityResolver:
             raise InstanceNotFound(f"no instance has the address {address}")
         if len(matches) > 1:
             raise Forbidden(f"the address {address} belongs to several instances; refusing")
-        uuid, generation = matches[0]
+        uuid, generation = matches[0].uuid, matches[0].generation
         self.last_known.confirm_address(address, uuid, generation)
         await self._coherence.remember(epoch, uuid, generation, address)
         return Caller(uuid, generation, address)

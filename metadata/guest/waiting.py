@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metadata.coherence import EVENTS_CHANNEL, WriteEvent
+from metadata.coherence import EVENTS_CHANNEL
 from metadata.errors import BadRequest, ServiceUnavailable
+from metadata.store.events import WriteEvent
 from metadata.user_data_versions import normalise_etag
 
 log = logging.getLogger(__name__)

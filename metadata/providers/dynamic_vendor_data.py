@@ -23,7 +23,6 @@ import orjson
 
 from metadata.providers.base import Provider
 from metadata.records import DynamicVendorData, InstanceCore, MetadataItems, Slice, UserData
-from metadata.store.engine import Database
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("ok", "timeout", "error", "bad_json")
@@ -54,7 +53,6 @@ class NoDynamicVendorDataProvider(Provider):
     """No service is configured: an empty slice that requires nothing and does no I/O."""
 
     slice = Slice.DYNAMIC_VENDOR_DATA
-    is_sql = False
 
     async def derive(self, uuid: str, inputs: Mapping[Slice, Any]) -> DynamicVendorData:
         return DynamicVendorData()
@@ -62,12 +60,10 @@ class NoDynamicVendorDataProvider(Provider):
 
 class DynamicVendorDataProvider(Provider):
     slice = Slice.DYNAMIC_VENDOR_DATA
-    is_sql = False
     requires: ClassVar[frozenset[Slice]] = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
 
-    def __init__(self, db: Database, targets: Mapping[str, str], timeout: float,
+    def __init__(self, targets: Mapping[str, str], timeout: float,
                  session: aiohttp.ClientSession, outcomes: TargetOutcomes) -> None:  # fmt: skip
-        super().__init__(db)
         self.targets = dict(targets)
         self.timeout = timeout
         self.outcomes = outcomes

@@ -10,16 +10,17 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from metadata.coherence import WriteEvent
 from metadata.errors import InstanceNotFound, WriteConflict
-from metadata.records import InstanceDocument, Password, UserData
+from metadata.records import InstanceDocument, Slice, UserData
 from metadata.store import reads, writes
 from metadata.store.engine import Database
+from metadata.store.events import WriteEvent
 from metadata.store.migrate import upgrade
+from metadata.store.slices import DOCUMENT_SLICES
 from metadata.user_data_versions import (
     UserDataChange,
     UserDataVersion,
@@ -28,6 +29,7 @@ from metadata.user_data_versions import (
 )
 
 log = logging.getLogger(__name__)
+USER_DATA = frozenset({Slice.USER_DATA})
 T = TypeVar("T")
 WRITE_ATTEMPTS = 4
 
@@ -58,26 +60,23 @@ class Store:
 
     async def find_instances_by_address(self, address: str) -> list[tuple[str, int]]:
         async with self.db.read() as conn:
-            return await reads.find_instances_by_address(conn, address)
+            found = await reads.load_slices_by_address(conn, address, ())
+        return [(uuid, generation) for uuid, generation, _ in found]
 
     async def list_instance_uuids(self, limit: int, marker: str | None) -> list[str]:
         async with self.db.read() as conn:
             return await reads.list_instance_uuids(conn, limit, marker)
 
-    async def get_document(self, uuid: str) -> InstanceDocument:
-        """The whole instance, for the admin API and export (several statements)."""
+    async def _slices(self, uuid: str, names: frozenset[Slice]) -> dict[Slice, Any]:
         async with self.db.read() as conn:
-            core = await reads.load_core(conn, uuid)
-            if core is None:
-                raise InstanceNotFound(f"no instance {uuid}")
-            return InstanceDocument(
-                core=core,
-                metadata=await reads.load_metadata(conn, uuid),
-                keys=await reads.load_keys(conn, uuid),
-                network=await reads.load_network(conn, uuid),
-                vendor_data=await reads.load_vendor_data(conn, uuid),
-                user_data=await reads.load_user_data(conn, uuid),
-            )
+            found = await reads.load_slices(conn, uuid, names)
+        if found is None:
+            raise InstanceNotFound(f"no instance {uuid}")
+        return found[1]
+
+    async def get_document(self, uuid: str) -> InstanceDocument:
+        """The whole instance, for the admin API and export: one statement."""
+        return reads.document_of(await self._slices(uuid, DOCUMENT_SLICES))
 
     async def list_documents(
         self, limit: int, marker: str | None
@@ -90,10 +89,8 @@ class Store:
         return docs, (docs[-1].core.uuid if more and docs else None)
 
     async def get_user_data(self, uuid: str) -> UserData:
-        async with self.db.read() as conn:
-            if await reads.load_core(conn, uuid) is None:
-                raise InstanceNotFound(f"no instance {uuid}")
-            return await reads.load_user_data(conn, uuid)
+        found: UserData = (await self._slices(uuid, USER_DATA))[Slice.USER_DATA]
+        return found
 
     async def user_data_etag(self, uuid: str) -> str | None:
         """The ETag of the instance's user data (None: it has none), in one statement."""
@@ -105,13 +102,9 @@ class Store:
 
     async def user_data_history(self, uuid: str, limit: int) -> list[UserDataVersion]:
         async with self.db.read() as conn:
-            if await reads.load_core(conn, uuid) is None:
+            if await reads.load_slices(conn, uuid, ()) is None:
                 raise InstanceNotFound(f"no instance {uuid}")
             return await reads.load_user_data_history(conn, uuid, limit)
-
-    async def get_password(self, uuid: str) -> Password:
-        async with self.db.read() as conn:
-            return await reads.load_password(conn, uuid)
 
     # -- writes: one transaction each, listeners told after the commit -----------------
 
