@@ -29,6 +29,7 @@ from metadata.guest.render import Responder, render
 from metadata.guest.tree import Answer
 from metadata.guest.waiting import ABSENT, GONE, parse_wait, wait_for_change
 from metadata.loader import RequestCost
+from metadata.nova.tree import build_nova_matcher
 from metadata.records import Slice
 from metadata.services import Services
 from metadata.stats import UNMATCHED
@@ -45,7 +46,14 @@ class GuestService:
         self.identity = services.identity
         self.hot = services.hot
         self.planner = services.planner
-        self.matcher = build_matcher(services.settings.vendor_data)
+        nova = services.nova
+        self.matcher = (
+            build_matcher(services.settings.vendor_data)
+            if nova is None
+            else build_nova_matcher(
+                services.settings.vendor_data, "StaticJSON" in nova.conf.vendordata_providers
+            )
+        )
         self.responder = Responder()
         self.recorder = Recorder(services.stats, services.settings.access_log)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any
 
-from metadata.coherence import Coherence, WriteEvent
+from metadata.coherence import Coherence
+from metadata.store.events import WriteEvent
 
 
 class NovaGenerations:
@@ -55,3 +57,28 @@ class NovaGenerations:
         """After a broker reconnect (messages may have been lost while away): everything
         this process cached is re-validated on its next read."""
         self._resynced_at = self._now()
+
+
+class NovaCoherence(Coherence):
+    """The shared coherence with generations that also turn with each staleness window:
+    what identity remembers for a Nova instance is never older than the bound."""
+
+    def __init__(self, inner: Coherence, generations: NovaGenerations) -> None:
+        self.inner = inner
+        self._generations = generations
+
+    async def address(self, ip: str) -> tuple[str, int] | None:
+        return None  # Nova mode never identifies by address
+
+    async def generation(self, uuid: str) -> int | None:
+        return await self._generations.current(uuid)
+
+    async def epoch(self) -> int:
+        return await self.inner.epoch()
+
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
+                       ) -> None:  # fmt: skip
+        await self.inner.remember(epoch, uuid, generation, ip)
+
+    async def written(self, event: Any) -> None:
+        await self.inner.written(event)

@@ -7,25 +7,16 @@ own (`metadata.nova.generations`): Nova has none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from metadata.nova.cells import CellDirectory, Location
 from metadata.nova.generations import NovaGenerations
 from metadata.nova.slices import NovaContext, decode_row, statement
 from metadata.records import Slice
+from metadata.sources.base import SliceRead
 
 SQL_SLICES = frozenset(
     {Slice.CORE, Slice.METADATA, Slice.KEYS, Slice.NETWORK, Slice.USER_DATA, Slice.PASSWORD,
      Slice.VENDOR_DATA}
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class SliceRead:
-    uuid: str
-    generation: int
-    slices: dict[Slice, Any]
 
 
 class NovaSource:
