@@ -1,1 +1,1 @@
-"""The Nova source: instances read, read-only and lazily, from a Nova deployment's databases."""
+"""The Nova source: read a Nova deployment's databases and follow its notifications."""
