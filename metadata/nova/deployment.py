@@ -14,10 +14,13 @@ import orjson
 
 from metadata.coherence import Coherence
 from metadata.config import Settings
+from metadata.errors import InvalidSettings
 from metadata.nova.cells import CellDirectory
 from metadata.nova.conf import NovaConfig, load_nova_config
 from metadata.nova.engines import NovaDatabase
 from metadata.nova.generations import NovaGenerations
+from metadata.nova.notifications import NotificationConsumer
+from metadata.nova.notifications_counters import NotificationCounters
 from metadata.nova.source import NovaSource
 from metadata.nova.urls import async_database_url
 
@@ -53,6 +56,9 @@ class NovaDeployment:
     change_listeners: list[ChangeListener] = field(default_factory=list)
     changes: int = 0
     resyncs: int = 0
+    # None: no notification transport configured (only the staleness bound applies).
+    consumer: NotificationConsumer | None = None
+    counters: NotificationCounters = field(default_factory=NotificationCounters)
 
     @property
     def notification_url(self) -> str | None:
@@ -79,6 +85,15 @@ class NovaDeployment:
             except Exception as exc:
                 problems.append(f"Nova {database}: {type(exc).__name__}: {exc}")
         return problems
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz names in Nova mode. A broker that is down is no reason to stop
+        serving (the staleness bound holds), so it is named, not failed."""
+        return {
+            "databases": [str(d) for d in self.cells.databases],
+            "notifications": None if self.consumer is None else {
+                "broker": self.counters.broker, "connected": self.consumer.is_connected},
+        }  # fmt: skip
 
     @property
     def statements(self) -> int:
@@ -111,9 +126,34 @@ async def open_nova(
         await cells.load_cells()
         generations = NovaGenerations(coherence, settings.nova_max_staleness)
         source = NovaSource(cells, generations, conf.dhcp_domain)
-        yield NovaDeployment(conf, cells, generations, source, static_vendor_data(conf))
+        deployment = NovaDeployment(conf, cells, generations, source, static_vendor_data(conf))
+        deployment.consumer = _consumer(deployment)
+        if deployment.consumer is not None:
+            await deployment.consumer.start()
+        try:
+            yield deployment
+        finally:
+            if deployment.consumer is not None:
+                await deployment.consumer.stop()
     finally:
         await cells.dispose()
+
+
+def _consumer(deployment: NovaDeployment) -> NotificationConsumer | None:
+    url = deployment.notification_url
+    if not url:
+        log.warning("Nova notifications: no transport_url in the nova config; cached Nova "
+                    "data is bounded by nova_max_staleness only")  # fmt: skip
+        return None
+    try:
+        return NotificationConsumer(
+            url, deployment.on_change, deployment.on_resync, deployment.counters,
+            topics=deployment.conf.notification_topics,
+        )  # fmt: skip
+    except InvalidSettings as exc:
+        # e.g. cell0's `none:///`: no bus to follow, the staleness bound still holds.
+        log.warning("Nova notifications: not followed (%s)", "; ".join(exc.problems))
+        return None
 
 
 def _with_notification_url(conf: NovaConfig, url: str) -> NovaConfig:

@@ -7,10 +7,11 @@ own (`metadata.nova.generations`): Nova has none.
 
 from __future__ import annotations
 
+from metadata.errors import InstanceNotFound
 from metadata.nova.cells import CellDirectory, Location
 from metadata.nova.generations import NovaGenerations
 from metadata.nova.slices import NovaContext, decode_row, statement
-from metadata.records import Slice
+from metadata.records import InstanceDocument, Slice
 from metadata.sources.base import SliceRead
 
 SQL_SLICES = frozenset(
@@ -64,3 +65,16 @@ class NovaSource:
         requests; None: unknown here, read the instance."""
         location = await self.cells.locate(uuid)
         return None if location is None else location.project_id
+
+
+async def nova_document(source: NovaSource, uuid: str) -> InstanceDocument:
+    """The instance as an admin document, read from Nova in one statement."""
+    found = await source.read(uuid, SQL_SLICES)
+    if found is None:
+        raise InstanceNotFound(f"no instance {uuid}")
+    slices = found.slices
+    return InstanceDocument(
+        core=slices[Slice.CORE], metadata=slices[Slice.METADATA], keys=slices[Slice.KEYS],
+        network=slices[Slice.NETWORK], vendor_data=slices[Slice.VENDOR_DATA],
+        user_data=slices[Slice.USER_DATA],
+    )  # fmt: skip

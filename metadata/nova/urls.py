@@ -1,10 +1,10 @@
-"""Nova's database and transport URLs: cell templates expanded as Nova's `CellMapping`
-expands them, sync drivers mapped to async ones, `rabbit://` as AMQP."""
+"""Nova's database URLs: cell templates expanded as Nova's `CellMapping` expands them, sync
+drivers mapped to async ones (transport URLs: `metadata.nova.notifications_url`)."""
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from metadata.config import mask_url_password
 from metadata.errors import InvalidSettings
@@ -91,17 +91,3 @@ def async_database_url(url: str, where: str) -> str:
         raise InvalidSettings([f"{where}: unsupported database driver {scheme!r} (known: "
                                f"{known})"])  # fmt: skip
     return f"{driver}://{rest}"
-
-
-def amqp_urls(transport_url: str) -> list[str]:
-    """oslo.messaging's `rabbit://u:p@h1:5672,u:p@h2:5672/vhost` as one AMQP URL per host,
-    in failover order."""
-    url = urlsplit(transport_url)
-    scheme = {"rabbit": "amqp", "amqp": "amqp", "rabbits": "amqps", "amqps": "amqps"}.get(
-        url.scheme.lower()
-    )
-    if scheme is None:
-        raise InvalidSettings([f"notification transport {mask_url_password(transport_url)!r}:"
-                               " only rabbit:// (AMQP) is supported"])  # fmt: skip
-    return [urlunsplit((scheme, netloc, url.path, url.query, ""))
-            for netloc in url.netloc.split(",") if netloc]  # fmt: skip

@@ -62,7 +62,9 @@ def _network_info(number: int) -> str:
         "active": True, "vnic_type": "normal", "profile": None, "meta": {}}])  # fmt: skip
 
 
-async def seed_nova(tmp_path: Path, count: int = 3) -> SeededNova:
+async def seed_nova(
+    tmp_path: Path, count: int = 3, transport_url: str = "rabbit://guest:guest@127.0.0.1:1/"
+) -> SeededNova:
     api_url = f"sqlite+aiosqlite:///{tmp_path}/nova_api.db"
     cell_url = f"sqlite+aiosqlite:///{tmp_path}/nova_cell1.db"
     uuids = tuple(instance_uuid(i) for i in range(count))
@@ -124,7 +126,7 @@ async def seed_nova(tmp_path: Path, count: int = 3) -> SeededNova:
     await cell.dispose()
     conf = tmp_path / "nova.conf"
     conf.write_text(
-        "[DEFAULT]\ntransport_url = rabbit://guest:guest@127.0.0.1:1/\n"
+        f"[DEFAULT]\ntransport_url = {transport_url}\n"
         f"[api_database]\nconnection = sqlite:///{tmp_path}/nova_api.db\n"
         f"[database]\nconnection = sqlite:///{tmp_path}/nova_cell1.db\n"
         f"[neutron]\nmetadata_proxy_shared_secret = {SECRET}\n",

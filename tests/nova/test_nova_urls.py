@@ -1,12 +1,12 @@
 """Cell mapping URL templates expanded as Nova's CellMapping does; sync drivers mapped to
-async ones; oslo.messaging transport URLs as AMQP URLs."""
+async ones."""
 
 from __future__ import annotations
 
 import pytest
 
 from metadata.errors import InvalidSettings
-from metadata.nova.urls import amqp_urls, async_database_url, expand_template
+from metadata.nova.urls import async_database_url, expand_template
 
 BASE = "mysql+pymysql://nova:pw@db.example:3306/nova?charset=utf8"
 
@@ -56,10 +56,3 @@ def test_unknown_driver_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(InvalidSettings, match=r"\[database\] connection: unsupported") as caught:
         async_database_url("oracle://n:topsecret@db/nova", "[database] connection")
     assert "topsecret" not in str(caught.value)
-
-
-def test_rabbit_transport_urls_are_amqp_urls_per_host() -> None:
-    assert amqp_urls("rabbit://g:g@h1:5672,g:g@h2:5672/nova") == [
-        "amqp://g:g@h1:5672/nova", "amqp://g:g@h2:5672/nova"]  # fmt: skip
-    with pytest.raises(InvalidSettings, match="only rabbit"):
-        amqp_urls("kafka://k:9092/")
