@@ -33,11 +33,11 @@ def build_ec2_tree() -> Tree:
 def build_openstack_tree(static_vendor_data: Mapping[str, Any], static_json: bool) -> Tree:
     """`static_json`: StaticJSON is among nova.conf's vendordata providers; without it Nova
     has no vendor_data.json."""
-    tree = openstack.build_tree(static_vendor_data)
-    if static_json:
-        return tree
-    leaves = [leaf for leaf in tree.leaves if leaf.path != "vendor_data.json"]
-    return Tree(leaves, (), "/openstack/{version}", token_by_default=False)
+    leaves = [leaf for leaf in openstack.build_tree(static_vendor_data).leaves
+              if static_json or leaf.path != "vendor_data.json"]  # fmt: skip
+    # The rows are in the order Nova's _handle_version lists them.
+    return Tree(leaves, (), "/openstack/{version}", token_by_default=False,
+                sorted_listings=False)  # fmt: skip
 
 
 def build_nova_matcher(static_vendor_data: Mapping[str, Any], static_json: bool) -> Matcher:
