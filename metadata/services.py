@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from metadata.guest.waiting import RedisWakeups, Waiters
 from metadata.loader import SliceLoader
 from metadata.nova.deployment import NovaDeployment, open_nova
 from metadata.nova.generations import NovaCoherence
+from metadata.nova.overlay import UserDataOverlay
 from metadata.prefetch import BootPlanner
 from metadata.providers import build_providers
 from metadata.providers.dynamic_vendor_data import TargetOutcomes, open_session
@@ -30,6 +31,7 @@ from metadata.sources import SliceSource
 from metadata.stats import Statistics
 from metadata.stats_sink import RedisStatsSink
 from metadata.store.engine import Database
+from metadata.store.events import WriteEvent
 from metadata.store.source import StoreSource
 from metadata.store.store import Store
 
@@ -115,7 +117,15 @@ class Services:
             store = Store(db, settings.user_data_history)
             if migrate:
                 await store.migrate()
-            store.add_write_listener(coherence.written)
+            if nova is None:
+                store.add_write_listener(coherence.written)
+            else:
+                # In Nova mode the store only keeps user-data overlays: a write makes the
+                # instance's Nova generation newer on every replica.
+                store.add_write_listener(nova_bump(nova))
+                overlay = UserDataOverlay(store)
+                nova.source.overlay = overlay
+                nova.change_listeners.append(overlay.on_change)
             # After coherence: a woken guest that asks again must see the new generation.
             waiters = Waiters(settings.wait_max_per_instance, settings.wait_max_total)
             store.add_write_listener(waiters.written)
@@ -157,6 +167,13 @@ class Services:
             await coherence.close()
             await cache.close()
             await db.dispose()
+
+
+def nova_bump(nova: NovaDeployment) -> Callable[[WriteEvent], Awaitable[None]]:
+    async def bump(event: WriteEvent) -> None:
+        await nova.generations.bump(event.uuid)
+
+    return bump
 
 
 def nova_settings(settings: Settings, nova: NovaDeployment) -> Settings:

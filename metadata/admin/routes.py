@@ -151,6 +151,12 @@ async def put_user_data(request: web.Request) -> web.Response:
     body = await request.read()
     if len(body) > limit:
         raise PayloadTooLarge(f"user data is limited to {limit} bytes")
+    if services.nova is not None:
+        # Nova mode: an overlay in our own database, for an instance Nova has.
+        if await services.nova.source.read(uuid, frozenset()) is None:
+            raise NotFound(f"no instance {uuid}")
+        assert services.nova.source.overlay is not None
+        await services.nova.source.overlay.ensure_anchor(uuid)
     etag = await services.store.set_user_data(uuid, body, _change(request))
     return web.Response(status=204, headers={"ETag": etag} if etag else None)
 

@@ -33,6 +33,7 @@ from metadata.nova.tree import build_nova_matcher
 from metadata.records import Slice
 from metadata.services import Services
 from metadata.stats import UNMATCHED
+from metadata.user_data_versions import etag_of
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -158,6 +159,8 @@ class GuestService:
         uuid = caller.instance_uuid
 
         async def current_etag() -> str:
+            if self.services.nova is not None:
+                return await self.nova_user_data_etag(uuid)
             try:
                 return await self.store.user_data_etag(uuid) or ABSENT
             except NotFound:
@@ -165,6 +168,15 @@ class GuestService:
 
         await wait_for_change(self.services.waiters, uuid, wait, current_etag)
         return await self.identity.identify(request.remote or "", request.headers, cost)
+
+    async def nova_user_data_etag(self, uuid: str) -> str:
+        """What a Nova-mode guest is served as user data (the overlay, else Nova's)."""
+        assert self.services.nova is not None
+        found = await self.services.nova.source.read(uuid, frozenset({Slice.USER_DATA}))
+        if found is None:
+            return GONE
+        data = found.slices[Slice.USER_DATA].data
+        return ABSENT if data is None else etag_of(data)
 
     async def load(
         self, destination: Destination, caller: Caller, cost: RequestCost

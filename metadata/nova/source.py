@@ -10,6 +10,7 @@ from __future__ import annotations
 from metadata.errors import InstanceNotFound
 from metadata.nova.cells import CellDirectory, Location
 from metadata.nova.generations import NovaGenerations
+from metadata.nova.overlay import UserDataOverlay
 from metadata.nova.slices import NovaContext, decode_row, statement
 from metadata.records import InstanceDocument, Slice
 from metadata.sources.base import SliceRead
@@ -29,6 +30,8 @@ class NovaSource:
         self.cells = cells
         self.generations = generations
         self.dhcp_domain = dhcp_domain
+        # The service's own user-data overlay (None: Nova's user data only).
+        self.overlay: UserDataOverlay | None = None
 
     async def read(self, uuid: str, names: frozenset[Slice]) -> SliceRead | None:
         location = await self.cells.locate(uuid)
@@ -48,7 +51,13 @@ class NovaSource:
         if row is None:
             return None
         context = NovaContext(self.dhcp_domain, generation)
-        return SliceRead(uuid, generation, decode_row(row, names & SQL_SLICES, context))
+        slices = decode_row(row, names & SQL_SLICES, context)
+        if Slice.USER_DATA in slices and self.overlay is not None:
+            # One statement on the service's own database, never on Nova's.
+            overlay = await self.overlay.current(uuid)
+            if overlay is not None:
+                slices[Slice.USER_DATA] = overlay
+        return SliceRead(uuid, generation, slices)
 
     async def read_by_address(self, address: str, names: frozenset[Slice]) -> list[SliceRead]:
         """Nova's databases hold addresses only inside the info cache's JSON: no indexed
