@@ -129,7 +129,7 @@ class GuestService:
         self.guard.check_token(request, caller, match.template, match.token_by_default)
         if method == "POST":
             password = await read_password(request, self.guard.body_timeout)
-            await self.store.set_password_once(caller.instance_uuid, password)
+            await self.set_password_once(caller.instance_uuid, password)
             return web.Response(status=200, text="")
         if "?" in request.raw_path:
             caller = await self.wait(request, destination, caller, cost)
@@ -168,6 +168,17 @@ class GuestService:
 
         await wait_for_change(self.services.waiters, uuid, wait, current_etag)
         return await self.identity.identify(request.remote or "", request.headers, cost)
+
+    async def set_password_once(self, uuid: str, password: str) -> None:
+        nova = self.services.nova
+        if nova is None:
+            await self.store.set_password_once(uuid, password)
+            return
+        # Nova mode: kept in our own database; Nova's stored password still wins.
+        found = await nova.source.read(uuid, frozenset({Slice.PASSWORD}))
+        if found is None or nova.source.overlay is None:
+            raise NotFound("no such instance")
+        await nova.source.overlay.set_password_once(uuid, password, found.slices[Slice.PASSWORD])
 
     async def nova_user_data_etag(self, uuid: str) -> str:
         """What a Nova-mode guest is served as user data (the overlay, else Nova's)."""

@@ -57,6 +57,10 @@ class NovaSource:
             overlay = await self.overlay.current(uuid)
             if overlay is not None:
                 slices[Slice.USER_DATA] = overlay
+        if Slice.PASSWORD in slices and self.overlay is not None:
+            posted = await self.overlay.password(uuid)
+            if posted is not None:
+                slices[Slice.PASSWORD] = posted
         return SliceRead(uuid, generation, slices)
 
     async def read_by_address(self, address: str, names: frozenset[Slice]) -> list[SliceRead]:

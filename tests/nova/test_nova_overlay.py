@@ -99,3 +99,15 @@ async def test_a_waiting_guest_is_woken_by_an_overlay_write(clients: Clients) ->
     await admin.put(f"/v1/instances/{uuid}/user-data", data=b"new")
     response = await asyncio.wait_for(waiting, 30)
     assert response.status == 200 and await response.read() == b"new"
+
+
+async def test_a_guest_password_post_is_kept_here_and_served(clients: Clients) -> None:
+    nova, _, guest, _ = clients
+    uuid = nova.uuids[0]
+    headers = signed(uuid, "project-0")
+    password = "/openstack/latest/password"
+    assert (await guest.get(password, headers=headers)).status == 200
+    assert await (await guest.get(password, headers=headers)).read() == b""
+    assert (await guest.post(password, data=b"encrypted-secret", headers=headers)).status == 200
+    assert await (await guest.get(password, headers=headers)).read() == b"encrypted-secret"
+    assert (await guest.post(password, data=b"again", headers=headers)).status == 409
