@@ -58,18 +58,20 @@ async def serve(settings: Settings) -> None:
                                  access_log_class=GuestAccessLog)  # fmt: skip
             runners: list[web.BaseRunner] = []
             try:
-                for runner, where in (
+                for runner, places in (
                     (web.ServerRunner(guest, shutdown_timeout=LEFTOVER_TIMEOUT), settings.listen),
                     (web.AppRunner(admin, access_log=access_logger(settings),
                                    access_log_class=AccessLog,
-                                   shutdown_timeout=LEFTOVER_TIMEOUT), settings.admin_listen),
+                                   shutdown_timeout=LEFTOVER_TIMEOUT), (settings.admin_listen,)),
                 ):  # fmt: skip
                     await runner.setup()
                     runners.append(runner)
-                    # several workers (metadata/workers.py) share each port
-                    await web.TCPSite(runner, where.host, where.port,
-                                      reuse_port=settings.workers > 1).start()  # fmt: skip
-                    log.info("listening on %s", where)
+                    # One guest app behind every guest address (IPv4 and IPv6 alike).
+                    for where in places:
+                        # several workers (metadata/workers.py) share each port
+                        await web.TCPSite(runner, where.host, where.port,
+                                          reuse_port=settings.workers > 1).start()  # fmt: skip
+                        log.info("listening on %s", where)
                 await stop.wait()
                 log.info("stopping: no new connections, %gs for in-flight requests",
                          settings.shutdown_grace)  # fmt: skip

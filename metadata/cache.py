@@ -105,10 +105,6 @@ class SliceCache:
         self.shared: Any = redis_cache(url, ttl) if url.startswith(("redis", "rediss")) else None
         self._shared_down_until = 0.0
 
-    @property
-    def is_shared(self) -> bool:
-        return self.shared is not None
-
     def shared_usable(self) -> bool:
         return self.shared is not None and time.monotonic() >= self._shared_down_until
 

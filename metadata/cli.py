@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +12,13 @@ import orjson
 
 from metadata.config import FLAG_SETTINGS, Settings, env_name, load_settings
 from metadata.errors import InvalidSettings
+from metadata.startup import run_coroutine, upgrade_schema
 
 # serve flags: one per setting, named after it (database_url -> --database-url).
 SETTING_FLAGS = FLAG_SETTINGS
+# What a config drive's contents depend on.
+CONFIG_DRIVE_SETTINGS = ["database_url", "user_data_max_bytes", "vendor_data",
+                         "vendor_data_targets", "vendor_data_timeout"]  # fmt: skip
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -56,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp = inst_commands.add_parser("export", help="write every instance as JSON lines")
     exp.add_argument("--output", "-o", default="-", help="file, or - for standard output")
     _add_settings_flags(exp, ["database_url"])
+
+    drive = commands.add_parser("config-drive", help="write an instance's config drive image")
+    drive.add_argument("uuid", help="the instance")
+    drive.add_argument("--output", "-o", required=True, help="the ISO 9660 file to write")
+    _add_settings_flags(drive, CONFIG_DRIVE_SETTINGS)
 
     stats = commands.add_parser("stats", help="per-path statistics of a running server")
     stats.add_argument("--admin-url", help="default: the admin listener from the settings")
@@ -101,24 +108,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, flags=flags)
 
 
-def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        return uvloop.run(coroutine)
-    return asyncio.run(coroutine)
-
-
 async def _db_upgrade(settings: Settings) -> None:
-    from metadata.store.engine import Database
-    from metadata.store.migrate import current_revision, upgrade
-
-    db = Database(settings.database_url)
-    try:
-        await upgrade(db.writer)
-        print(f"schema at revision {await current_revision(db.writer)}")
-    finally:
-        await db.dispose()
+    print(f"schema at revision {await upgrade_schema(settings)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,13 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     handlers: dict[str, Callable[[], Any]] = {
         "serve": lambda: _serve_workers(settings) if settings.workers > 1
-        else _run(_serve(settings)),
-        "db": lambda: _run(_db_upgrade(settings)),
+        else run_coroutine(_serve(settings)),
+        "db": lambda: run_coroutine(_db_upgrade(settings)),
         "instances": lambda: _instances(args, settings),
         "config": lambda: print(orjson.dumps(settings.masked(),
                                              option=orjson.OPT_INDENT_2).decode()),
     }  # fmt: skip
     handlers["stats"] = lambda: _stats(args, settings)
+    handlers["config-drive"] = lambda: run_coroutine(_config_drive(args, settings))
     handlers["user-data"] = lambda: _user_data(args, settings)
     result = handlers[args.command]()
     return int(result or 0)
@@ -175,9 +167,28 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
     from metadata.admin import importer
 
     if args.instances_command == "import":
-        return int(_run(importer.import_file(settings, args.file, args.batch_size,
-                                             progress=not args.quiet)))  # fmt: skip
-    return int(_run(importer.export_file(settings, args.output)))
+        return int(run_coroutine(importer.import_file(settings, args.file, args.batch_size,
+                                                      progress=not args.quiet)))  # fmt: skip
+    return int(run_coroutine(importer.export_file(settings, args.output)))
+
+
+async def _config_drive(args: argparse.Namespace, settings: Settings) -> int:
+    from metadata.configdrive import write_config_drive
+    from metadata.document import normalise_uuid
+    from metadata.errors import InvalidDocument, MetadataError
+
+    try:
+        uuid = normalise_uuid(args.uuid)
+    except InvalidDocument:
+        print(f"metadata: {args.uuid!r} is not an instance uuid", file=sys.stderr)
+        return 1
+    try:
+        size = await write_config_drive(settings, uuid, Path(args.output))
+    except (MetadataError, OSError) as exc:
+        print(f"metadata: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote the config drive of {uuid} to {args.output} ({size} bytes)", file=sys.stderr)
+    return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

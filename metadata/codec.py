@@ -45,6 +45,9 @@ def _core(raw: dict[str, Any]) -> InstanceCore:
     for name in ("security_groups", "devices", "dedicated_cpus"):
         raw[name] = tuple(raw[name])
     raw["block_device_mapping"] = tuple(tuple(pair) for pair in raw["block_device_mapping"])
+    # absent from slices cached before tags existed: the record's default then
+    if "tags" in raw:
+        raw["tags"] = tuple(tuple(pair) for pair in raw["tags"])
     return InstanceCore(**raw)
 
 

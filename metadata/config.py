@@ -24,9 +24,11 @@ from metadata.errors import InvalidSettings
 ENV_PREFIX = "METADATA_"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MIN_ADMIN_TOKEN_LENGTH = 16
+MAX_HOP_LIMIT = 64  # EC2's HttpPutResponseHopLimit: 1 to 64
 # scheme://user:password@host... : the password is masked wherever a URL is shown.
 _URL_PASSWORD = re.compile(r"^([\w+.-]+://[^:/@]*):(.*)@([^@]*)$", re.DOTALL)
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,8 @@ class Settings:
     cache_url: str = "memory://"
     cache_ttl: int = 300
     cache_max_entries: int = 100_000
-    listen: HostPort = HostPort("127.0.0.1", 8775)
+    # The guest listeners: one socket each (an IPv4 and an IPv6 metadata address, say).
+    listen: tuple[HostPort, ...] = (HostPort("127.0.0.1", 8775),)
     admin_listen: HostPort = HostPort("127.0.0.1", 9775)
     # name -> token; a single METADATA_ADMIN_TOKEN is named "admin".
     admin_tokens: Mapping[str, str] = field(default_factory=dict)
@@ -60,6 +63,8 @@ class Settings:
     proxy_shared_secret: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     token_mode: str = "optional"
+    # IP TTL / IPv6 hop limit of the token PUT's answer (EC2's HttpPutResponseHopLimit).
+    token_hop_limit: int = 1
     rate_limit: RateLimit | None = RateLimit(50.0, 200)
     # Session-token signing keys, name -> secret, newest first: the first signs, every one
     # verifies (rotation without a flag day). None set: one random key per process.
@@ -131,6 +136,8 @@ class Settings:
                 value = {name: mask_url_password(url) for name, url in value.items()}
             elif isinstance(value, HostPort):
                 value = str(value)
+            elif f.name == "listen":
+                value = ",".join(str(where) for where in value)
             elif isinstance(value, RateLimit):
                 value = f"{value.rate:g}/{value.burst}"
             elif f.name == "rate_limit" and value is None:
@@ -162,6 +169,47 @@ def parse_host_port(value: Any) -> HostPort:
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"expected host:port with a port from 1 to 65535, got {text!r}")
     return HostPort(host, int(port))
+
+
+def parse_listen_list(value: Any) -> tuple[HostPort, ...]:
+    """`host:port` entries separated by commas (TOML: also an array), IPv6 as `[addr]:port`:
+    one guest listener each, none twice."""
+    items = value if isinstance(value, list) else _text(value).split(",")
+    entries: list[HostPort] = []
+    for number, item in enumerate(items, 1):
+        text = _text(item).strip()
+        if not text:
+            raise ValueError(f"entry number {number} is empty")
+        if text.startswith("["):
+            bracketed, _, _ = text.partition("]")
+            try:
+                ipaddress.IPv6Address(bracketed[1:])
+            except ValueError:
+                raise ValueError(f"{text!r}: only an IPv6 address goes in brackets") from None
+        where = parse_host_port(text)
+        if not _is_host(where.host):
+            raise ValueError(f"{text!r}: {where.host!r} is neither an IP address nor a host name")
+        if where in entries:
+            raise ValueError(f"{where} is given twice")
+        entries.append(where)
+    if not entries:
+        raise ValueError("expected at least one host:port")
+    return tuple(entries)
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return _HOST_NAME.fullmatch(text) is not None
+    return True
+
+
+def parse_hop_limit(value: Any) -> int:
+    number = parse_positive_int(value)
+    if number > MAX_HOP_LIMIT:
+        raise ValueError(f"expected 1 to {MAX_HOP_LIMIT} (as EC2), got {value!r}")
+    return number
 
 
 def parse_rate_limit(value: Any) -> RateLimit | None:
@@ -400,13 +448,14 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "cache_url": parse_url(("memory://", "redis://", "rediss://")),
     "cache_ttl": parse_positive_int,
     "cache_max_entries": parse_positive_int,
-    "listen": parse_host_port,
+    "listen": parse_listen_list,
     "admin_listen": parse_host_port,
     "admin_tokens": parse_admin_tokens,
     "admin_token_file": parse_file_name,
     "proxy_shared_secret": parse_optional_secret,
     "trusted_proxies": parse_networks,
     "token_mode": parse_token_mode,
+    "token_hop_limit": parse_hop_limit,
     "rate_limit": parse_rate_limit,
     "token_keys": parse_token_keys,
     "token_required_paths": parse_path_patterns,
@@ -495,9 +544,9 @@ def load_settings(
         except (ValueError, TypeError) as exc:
             problems.append(f"{name}: {exc} (from {where})")
     defaults = Settings()
-    listen = values.get("listen", defaults.listen)
-    if listen == values.get("admin_listen", defaults.admin_listen):
-        problems.append(f"admin_listen: must differ from listen ({listen})")
+    admin_listen = values.get("admin_listen", defaults.admin_listen)
+    if admin_listen in values.get("listen", defaults.listen):
+        problems.append(f"admin_listen: must differ from listen ({admin_listen})")
     wait_default = values.get("wait_timeout_default", defaults.wait_timeout_default)
     if wait_default > values.get("wait_timeout_max", defaults.wait_timeout_max):
         problems.append("wait_timeout_default: must not exceed wait_timeout_max")

@@ -112,7 +112,7 @@ async def seed_demo_instance(settings: Settings) -> bool:
         DEMO_UUID,
         DEMO_DOCUMENT["name"],
         DEMO_ADDRESS,
-        settings.listen,
+        settings.listen[0],
     )
     return True
 

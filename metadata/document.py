@@ -36,6 +36,7 @@ KNOWN_FIELDS = frozenset(
         "launch_index", "image_id", "ami_id", "kernel_id", "ramdisk_id", "ec2_id",
         "reservation_id", "flavor", "security_groups", "block_device_mapping", "devices",
         "dedicated_cpus", "metadata", "keys", "ports", "user_data", "vendor_data",
+        "region", "tags", "instance_metadata_tags",
     }
 )  # fmt: skip
 MAX_TEXT = 255
@@ -53,6 +54,12 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Key data may be multi-line PEM, but a NUL is refused by PostgreSQL's text type.
 KEY_DATA_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 IPV6_MODES = ("static", "dhcp", "slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+MAX_TAGS = 50  # AWS's limit per resource
+# What AWS allows in a tag key once tags are in instance metadata: the key is a path
+# segment there, so no `/` or space, and not `.`, `..` or `_index`.
+TAG_KEY = re.compile(r"^[A-Za-z0-9+\-=.,_:@]{1,128}$")
+RESERVED_TAG_KEYS = frozenset({".", "..", "_index"})
+REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def normalise_uuid(text: str, field: str = "uuid") -> str:
@@ -189,6 +196,9 @@ def _core(doc: Mapping[str, Any], uuid: str) -> InstanceCore:
     if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus):
         raise InvalidDocument("dedicated_cpus", "must be a list of CPU numbers")
     groups = _list(doc, "security_groups", 64) if "security_groups" in doc else ["default"]
+    opted_in = doc.get("instance_metadata_tags", False)
+    if not isinstance(opted_in, bool):
+        raise InvalidDocument("instance_metadata_tags", "must be true or false")
     return InstanceCore(
         uuid=uuid,
         generation=0,
@@ -212,7 +222,32 @@ def _core(doc: Mapping[str, Any], uuid: str) -> InstanceCore:
         block_device_mapping=_block_device_mapping(doc),
         devices=_devices(doc),
         dedicated_cpus=tuple(cpus),
+        region=_region(doc),
+        tags=_tags(doc),
+        instance_metadata_tags=opted_in,
     )
+
+
+def _region(doc: Mapping[str, Any]) -> str | None:
+    region = _optional_text(doc, "region")
+    if region is not None and not REGION.match(region):
+        raise InvalidDocument("region", "must be lower-case letters, digits and '-' (us-east-1)")
+    return region
+
+
+def _tags(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    raw = _optional_object(doc, "tags", {})
+    if len(raw) > MAX_TAGS:
+        raise InvalidDocument("tags", f"must have at most {MAX_TAGS} tags")
+    tags = []
+    for key in raw:
+        if not isinstance(key, str) or not TAG_KEY.match(key) or key in RESERVED_TAG_KEYS:
+            raise InvalidDocument(
+                f"tags.{key}",
+                "keys are 1 to 128 of A-Z a-z 0-9 + - = . , _ : @, and not '.', '..' or '_index'",
+            )
+        tags.append((key, _text(raw, key, path="tags.")))
+    return tuple(sorted(tags))
 
 
 def derive_ami_id(image_id: str) -> str:
@@ -390,9 +425,13 @@ def document_to_json(doc: InstanceDocument) -> dict[str, Any]:
         "ports": [port_to_json(p) for p in doc.network.ports],
         "vendor_data": dict(doc.vendor_data.data),
     }  # fmt: skip
-    for optional in ("kernel_id", "ramdisk_id"):
+    for optional in ("kernel_id", "ramdisk_id", "region"):
         if getattr(core, optional):
             out[optional] = getattr(core, optional)
+    if core.tags:
+        out["tags"] = dict(core.tags)
+    if core.instance_metadata_tags:
+        out["instance_metadata_tags"] = True
     if core.devices:
         out["devices"] = [dict(d) for d in core.devices]
     if core.dedicated_cpus:

@@ -1,4 +1,5 @@
-"""Every exception the service raises on purpose, mapped to HTTP in one place (`http_status`).
+"""Every exception the service raises on purpose. Each class says its HTTP status (`status`);
+`metadata/http_errors.py` is the one place that turns them into responses.
 
 MetadataError
 ├── InvalidSettings            bad configuration at start (not an HTTP error)

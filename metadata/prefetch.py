@@ -65,7 +65,3 @@ class BootPlanner:
             session.slices |= new
             counter = self._together.setdefault(session.opened_by, Counter())
             counter.update(new)
-
-    def learned(self) -> dict[str, list[str]]:
-        return {f"{path} {version}".strip(): sorted(s.value for s in self.plan((path, version)))
-                for path, version in self._opened}  # fmt: skip

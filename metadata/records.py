@@ -55,6 +55,11 @@ class InstanceCore:
     block_device_mapping: tuple[tuple[str, str], ...]
     devices: tuple[Mapping[str, Any], ...]
     dedicated_cpus: tuple[int, ...]
+    # EC2 facts newer than Nova's versions: the region when the document names one (else it
+    # is derived from the zone), and the instance's tags, served only when opted in.
+    region: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    instance_metadata_tags: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ what guests send: every unmatched path shares the one `(unmatched)` row.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,11 +101,3 @@ class Statistics:
         rows = (table if table is not None else self.table).items()
         ordered = sorted(rows, key=lambda item: (-item[1].hits, item[0]))
         return [stats.to_json(key) for key, stats in ordered]
-
-
-def merge(tables: Iterable[Mapping[StatsKey, PathStats]]) -> dict[StatsKey, PathStats]:
-    merged: dict[StatsKey, PathStats] = {}
-    for table in tables:
-        for key, stats in table.items():
-            merged.setdefault(key, PathStats()).add(stats)
-    return merged

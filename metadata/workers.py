@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from metadata.config import Settings
+from metadata.startup import run_coroutine, upgrade_schema
 
 log = logging.getLogger(__name__)
 # Beyond the shutdown grace: what a worker may take to close its pools and exit.
@@ -31,22 +32,20 @@ EXIT_MARGIN = 10.0
 
 def _worker(settings: Settings, number: int) -> None:
     from metadata.app import serve
-    from metadata.cli import _run
 
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{number} %(name)s: %(message)s",
     )
-    _run(serve(settings))
+    run_coroutine(serve(settings))
 
 
 def _prepare(settings: Settings) -> Settings:
     """Migrate once (workers then find the schema at head) and fix the admin token, so that
     every worker accepts the same one."""
-    from metadata.cli import _db_upgrade, _run
     from metadata.services import admin_tokens
 
-    _run(_db_upgrade(settings))
+    print(f"schema at revision {run_coroutine(upgrade_schema(settings))}")
     return dataclasses.replace(settings, admin_tokens=dict(admin_tokens(settings)))
 
 

@@ -17,7 +17,7 @@ from tests.documents import instance_address, sample_document
 def full_document(n: int) -> dict[str, Any]:
     """Every optional piece set: kernel and ramdisk, several keys, two ports each with
     IPv4, IPv6 and a floating IP, a block-device mapping with ephemeral and swap,
-    tagged devices and pinned CPUs."""
+    tagged devices, pinned CPUs and instance tags served in the EC2 tree."""
     address = instance_address(n)
     net = ".".join(address.split(".")[:3])
     return sample_document(
@@ -49,6 +49,8 @@ def full_document(n: int) -> dict[str, Any]:
                   "mac": f"fa:16:3e:aa:00:{n & 255:02x}", "tags": ["uplink"], "vlan": 101,
                   "vf_trusted": True}],
         dedicated_cpus=[2, 3],
+        tags={"Name": f"web-{n}", "team": "infra"},
+        instance_metadata_tags=True,
     )  # fmt: skip
 
 

@@ -5,7 +5,8 @@ the `nova` exchange and the queues of parallel sessions never meet. The publishe
 the bytes oslo.messaging's rabbit driver writes for the `messagingv2` notification driver:
 `Notifier._notify` builds the message, `amqpdriver._send` adds `_unique_id` and the
 flattened `_context_*` keys, `common.serialize_msg` wraps it in the 2.0 envelope, and kombu
-encodes that dict with `json.dumps` (content type application/json, utf-8, persistent).
+encodes that dict with `json.dumps` (content type application/json, utf-8, persistent,
+priority 0, no headers: as captured from Nova's own notifier).
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ class NovaPublisher:
                 content_type="application/json",
                 content_encoding="utf-8",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                priority=0,
             ),
             routing_key=routing_key,
         )

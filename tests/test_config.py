@@ -56,7 +56,7 @@ def test_nothing_configured_gives_the_documented_defaults() -> None:
     assert settings.database_url == "sqlite+aiosqlite:///metadata.db"
     assert settings.cache_url == "memory://"
     assert settings.cache_ttl == 300
-    assert settings.listen == HostPort("127.0.0.1", 8775)
+    assert settings.listen == (HostPort("127.0.0.1", 8775),)
     assert settings.admin_listen == HostPort("127.0.0.1", 9775)
     assert settings.token_mode == "optional"
     assert settings.rate_limit == RateLimit(50.0, 200)
@@ -76,7 +76,7 @@ def test_toml_overrides_defaults_environment_overrides_toml_flags_override_envir
 
     assert settings.token_mode == "required"  # TOML only
     assert settings.cache_ttl == 60  # TOML only
-    assert settings.listen == HostPort("10.0.0.2", 8001)  # environment over TOML; flag unset
+    assert settings.listen == (HostPort("10.0.0.2", 8001),)  # environment over TOML; flag unset
     assert settings.cache_url == "redis://flag:6379/1"  # flag over environment
     assert settings.rate_limit == RateLimit(50.0, 200)  # default
 
@@ -136,7 +136,7 @@ def test_every_setting_is_parsed_from_its_environment_variable() -> None:
         cache_url="redis://cache:6379/0",
         cache_ttl=30,
         cache_max_entries=10,
-        listen=HostPort("169.254.169.254", 80),
+        listen=(HostPort("169.254.169.254", 80),),
         admin_listen=HostPort("::1", 9000),
         admin_tokens={"admin": ADMIN_TOKEN},
         admin_token_file="/run/token",
@@ -167,6 +167,15 @@ def test_every_setting_is_parsed_from_its_environment_variable() -> None:
         ("METADATA_LISTEN", "8775", "expected host:port"),
         ("METADATA_LISTEN", "host:70000", "port from 1 to 65535"),
         ("METADATA_ADMIN_LISTEN", ":9775", "expected host:port"),
+        ("METADATA_LISTEN", "10.0.0.1:80,", "entry number 2 is empty"),
+        ("METADATA_LISTEN", "10.0.0.1:80,,[::1]:80", "entry number 2 is empty"),
+        ("METADATA_LISTEN", "10.0.0.1:80,10.0.0.1:80", "10.0.0.1:80 is given twice"),
+        ("METADATA_LISTEN", "[10.0.0.1]:80", "only an IPv6 address goes in brackets"),
+        ("METADATA_LISTEN", "10.0.0.1:80,[fd00:ec2::254]", "expected host:port"),
+        ("METADATA_LISTEN", "10.0.0.1:80;[::1]:80", "neither an IP address nor a host name"),
+        ("METADATA_TOKEN_HOP_LIMIT", "0", "expected a positive integer"),
+        ("METADATA_TOKEN_HOP_LIMIT", "65", "expected 1 to 64"),
+        ("METADATA_TOKEN_HOP_LIMIT", "two", "expected a positive integer"),
         ("METADATA_ADMIN_TOKEN", "short", "token 'admin' is shorter than 16 characters"),
         ("METADATA_ADMIN_TOKEN", f"a={'x' * 16},a={'y' * 16}", "token 'a' is given twice"),
         ("METADATA_ADMIN_TOKEN_FILE", " ", "expected a file name"),
@@ -257,6 +266,37 @@ def test_an_unreadable_or_malformed_config_file_is_one_problem(tmp_path: Path) -
 def test_guest_and_admin_listeners_may_not_share_an_address() -> None:
     problems = problems_of(environ={"METADATA_ADMIN_LISTEN": "127.0.0.1:8775"})
     assert problems == ["admin_listen: must differ from listen (127.0.0.1:8775)"]
+    problems = problems_of(environ={"METADATA_LISTEN": "169.254.169.254:80,[::1]:9775",
+                                    "METADATA_ADMIN_LISTEN": "[::1]:9775"})  # fmt: skip
+    assert problems == ["admin_listen: must differ from listen ([::1]:9775)"]
+
+
+def test_several_guest_listeners_ipv4_and_ipv6() -> None:
+    environ = {"METADATA_LISTEN": "169.254.169.254:80, [fd00:ec2::254]:80"}
+    settings = load_settings(environ=environ)
+    assert settings.listen == (HostPort("169.254.169.254", 80), HostPort("fd00:ec2::254", 80))
+    assert settings.masked()["listen"] == "169.254.169.254:80,[fd00:ec2::254]:80"
+    assert load_settings(environ={}, flags={"listen": "[::]:8775"}).listen == (
+        HostPort("::", 8775),
+    )
+
+
+def test_listen_in_toml_is_a_string_or_an_array(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path, 'listen = ["127.0.0.1:8775", "[::1]:8775"]\n')
+    assert load_settings(toml, environ={}).listen == (HostPort("127.0.0.1", 8775),
+                                                      HostPort("::1", 8775))  # fmt: skip
+    toml = write_toml(tmp_path, "listen = 8775\n")
+    assert problems_of(config_file=toml, environ={}) == [
+        f"listen: expected a string, got int (from {toml}: listen)"
+    ]
+
+
+def test_the_token_hop_limit_defaults_to_one_as_ec2() -> None:
+    assert load_settings(environ={}).token_hop_limit == 1
+    assert load_settings(environ={"METADATA_TOKEN_HOP_LIMIT": "64"}).token_hop_limit == 64
+    problems = problems_of(environ={"METADATA_TOKEN_HOP_LIMIT": "100"})
+    assert problems == ["token_hop_limit: expected 1 to 64 (as EC2), got '100' "
+                        "(from METADATA_TOKEN_HOP_LIMIT)"]  # fmt: skip
 
 
 def test_error_messages_never_show_secrets() -> None:

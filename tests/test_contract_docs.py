@@ -21,7 +21,7 @@ from metadata.admin.routes import build_admin_app
 from metadata.cli import build_parser
 from metadata.config import ALIASES, FLAG_SETTINGS, Settings, env_name
 from metadata.document import KNOWN_FIELDS
-from metadata.guest import ec2, openstack
+from metadata.guest import ec2, nocloud, openstack
 from metadata.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,21 +184,34 @@ def test_every_document_field_is_described(field: str) -> None:
 
 
 GUEST = section("Guest API")
-TREES = {"ec2": (ec2.build_tree(), "1.0"), "openstack": (openstack.build_tree({}), "")}
+# Each tree's rows are in the part of the section that its bold name opens.
+TREES = {
+    "ec2": (ec2.build_tree(), "1.0", "**EC2**"),
+    "openstack": (openstack.build_tree({}), "", "**OpenStack**"),
+    "nocloud": (nocloud.build_tree({}), "", "**NoCloud**"),
+}
+
+
+def tree_part(marker: str) -> str:
+    start = GUEST.index(marker)
+    ends = [GUEST.find(m, start + 1) for _, _, m in TREES.values()]
+    ends = [e for e in ends if e > start] + [GUEST.index("### User data")]
+    return GUEST[start : min(ends)]
 
 
 @pytest.mark.parametrize(
     ("tree", "path", "since"),
     [
         (name, leaf.path, leaf.since or oldest)
-        for name, (tree, oldest) in TREES.items()
+        for name, (tree, oldest, _) in TREES.items()
         for leaf in tree.leaves
     ],
 )
 def test_every_guest_leaf_has_a_row_saying_since_which_version(
     tree: str, path: str, since: str
 ) -> None:
-    rows = [row for row in table_rows(GUEST, "`") if row[0] == f"`{path}`"]
+    part = tree_part(TREES[tree][2])
+    rows = [row for row in table_rows(part, "`") if row[0] == f"`{path}`"]
     assert len(rows) == 1, f"{tree} leaf {path}: one row"
     assert rows[0][1].startswith(since), (path, since, rows[0][1])
 

@@ -184,10 +184,25 @@ async def test_an_unknown_address_is_404(guest: Any, put_instance: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("::ffff:10.0.0.5", "10.0.0.5"), ("10.0.0.5", "10.0.0.5"), (" 10.0.0.5 ", "10.0.0.5"),
-     ("FD00::0005", "fd00::5"), ("::1", "::1")],
+     ("FD00::0005", "fd00::5"), ("::1", "::1"), ("fe80::5%eth0", "fe80::5")],
 )  # fmt: skip
 def test_addresses_have_one_spelling(text: str, expected: str) -> None:
     assert normalise_address(text) == expected
+
+
+async def test_a_guest_is_identified_by_an_ipv6_fixed_ip_of_its_port(
+    guest: Any, put_instance: Any
+) -> None:
+    doc = sample_document(A)
+    doc["ports"][0]["fixed_ips"].append({"address": "fd00:ec2:0:1::a", "cidr": "fd00:ec2:0:1::/64"})
+    stored = await put_instance(doc)
+    for spelling in ("fd00:ec2:0:1::a", "FD00:EC2:0:1:0:0:0:A"):
+        response = await guest.get("/latest/meta-data/instance-id",
+                                   headers={"X-Forwarded-For": spelling})  # fmt: skip
+        assert (response.status, await response.text()) == (200, stored["ec2_id"])
+    response = await guest.get("/latest/meta-data/instance-id",
+                               headers={"X-Forwarded-For": "fd00:ec2:0:1::b"})  # fmt: skip
+    assert response.status == 404
 
 
 def test_a_non_address_is_a_bad_request() -> None:

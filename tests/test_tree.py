@@ -21,10 +21,18 @@ from tests.guest_http import (
     user_data_of,
 )
 
-# Written out from the versions Nova serves (docs/CONTRACT.md, Guest API), not read from the
+# Written out from the versions AWS lists (docs/CONTRACT.md, Guest API), not read from the
 # code under test.
 EC2_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
-                "2008-02-01", "2008-09-01", "2009-04-04"]  # fmt: skip
+                "2008-02-01", "2008-09-01", "2009-04-04", "2011-01-01", "2011-05-01",
+                "2012-01-12", "2014-02-25", "2014-11-05", "2015-10-20", "2016-04-19",
+                "2016-06-30", "2016-09-02", "2018-03-28", "2018-08-17", "2018-09-24",
+                "2019-10-01", "2020-10-27", "2021-01-03", "2021-03-23", "2021-07-15",
+                "2022-07-09", "2022-09-24"]  # fmt: skip
+# Crawled whole: Nova's oldest and newest, then each version that adds leaves cloud-init
+# reads, the three cloud-init probes and the newest.
+CRAWLED_EC2_VERSIONS = ["1.0", "2009-04-04", "2011-01-01", "2016-06-30", "2016-09-02",
+                        "2018-09-24", "2020-10-27", "2021-03-23", "2022-09-24"]  # fmt: skip
 OPENSTACK_VERSIONS = [
     "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
     "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "2025-04-04",
@@ -38,9 +46,15 @@ def concrete_paths(leaf: Leaf, doc: dict[str, Any]) -> list[str]:
         "{bdm}": list(doc["block_device_mapping"]),
         "{key}": [str(i) for i in range(len(doc["keys"]))],
         "{mac}": [p["mac"] for p in doc["ports"]],
+        "{tag}": list(doc["tags"]),
     }
+    ports = {p["mac"]: p for p in doc["ports"]}
     paths = [""]
     for segment in leaf.path.split("/"):
+        if segment == "{public_ip}":
+            # a port's floating IPs, under that port's MAC
+            paths = [f"{p}/{ip}" for p in paths for ip in ports[p.split("/")[4]]["floating_ips"]]
+            continue
         options = values.get(segment, [segment])
         paths = [f"{p}/{o}" if p else o for p in paths for o in options]
     return paths
@@ -98,7 +112,7 @@ async def assert_crawl_is_clean(guest: Any, root: str, headers: dict[str, str],
     return found
 
 
-@pytest.mark.parametrize("version", [*EC2_VERSIONS, "latest"])
+@pytest.mark.parametrize("version", [*CRAWLED_EC2_VERSIONS, "latest"])
 async def test_ec2_meta_data_crawl_of_a_full_instance_finds_only_answers(
     guest: Any, put_instance: Any, version: str
 ) -> None:
@@ -109,7 +123,7 @@ async def test_ec2_meta_data_crawl_of_a_full_instance_finds_only_answers(
     assert found.leaves[key_path] == doc["keys"][1]["data"].encode()
 
 
-@pytest.mark.parametrize("version", [*EC2_VERSIONS, "latest"])
+@pytest.mark.parametrize("version", [*CRAWLED_EC2_VERSIONS, "latest"])
 async def test_ec2_version_root_lists_meta_data_and_user_data(
     guest: Any, put_instance: Any, version: str
 ) -> None:
@@ -133,7 +147,7 @@ async def test_openstack_crawl_of_a_full_instance_finds_only_answers(
     assert f"/openstack/{version}/meta_data.json" in found.leaves
 
 
-@pytest.mark.parametrize("version", ["1.0", "2009-04-04", "latest"])
+@pytest.mark.parametrize("version", ["1.0", "2009-04-04", "2021-03-23", "latest"])
 async def test_ec2_crawl_of_a_minimal_instance_lists_nothing_that_404s(
     guest: Any, put_instance: Any, version: str
 ) -> None:
@@ -156,7 +170,7 @@ async def test_openstack_crawl_of_a_minimal_instance_lists_nothing_that_404s(
     assert f"/openstack/{version}/user_data" not in found.leaves
 
 
-async def test_ec2_version_listing_is_novas_dated_versions_then_latest(guest: Any) -> None:
+async def test_ec2_version_listing_is_awss_dated_versions_then_latest(guest: Any) -> None:
     for path in ("/", "/ec2", "/ec2/"):
         response = await guest.get(path)
         assert response.status == 200
@@ -192,7 +206,7 @@ async def test_directory_answers_with_or_without_trailing_slash(
     guest: Any, put_instance: Any, path: str
 ) -> None:
     await put_instance(full_document(FULL))
-    assert await get_listing(guest, path, guest_headers(FULL)) == ["availability-zone"]
+    assert await get_listing(guest, path, guest_headers(FULL)) == ["availability-zone", "region"]
 
 
 @pytest.mark.parametrize(

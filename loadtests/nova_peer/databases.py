@@ -4,12 +4,14 @@ machine's server (dropped on close), or SQLite files in a temporary folder."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -30,7 +32,7 @@ def mysql_reachable() -> bool:
         return False
 
 
-def mysql_admin() -> pymysql.connections.Connection:  # type: ignore[type-arg]
+def mysql_admin() -> Any:  # a pymysql connection (pymysql ships no types)
     try:
         return pymysql.connect(
             host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_ROOT, autocommit=True, charset="utf8mb4"
@@ -63,6 +65,7 @@ class MysqlDatabases:
     def create(cls) -> MysqlDatabases:
         if not mysql_reachable():
             raise DatabaseUnavailable(f"MariaDB is not answering on {MYSQL_HOST}:{MYSQL_PORT}")
+        drop_stale_clouds()
         prefix = unique_prefix()
         made = cls(
             prefix, f"{prefix}_nova", secrets.token_hex(12), {r: f"{prefix}_{r}" for r in ROLES}
@@ -152,6 +155,33 @@ class MysqlDatabases:
                     cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         finally:
             conn.close()
+
+
+def drop_stale_clouds() -> None:
+    """Drop the databases and users of clouds whose test process died without closing
+    them (their names carry the pid; a pid this machine no longer runs is stale)."""
+    conn = mysql_admin()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE 'np%'")
+            databases = [row[0] for row in cursor.fetchall()]
+            cursor.execute("SELECT User FROM mysql.user WHERE User LIKE 'np%'")
+            users = [row[0] for row in cursor.fetchall()]
+            for name in databases:
+                if _is_stale(name):
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            for user in users:
+                if _is_stale(user):
+                    cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    finally:
+        conn.close()
+
+
+def _is_stale(name: str) -> bool:
+    match = re.fullmatch(r"np(\d+)_[0-9a-f]{6}_\w+", name)
+    if match is None:
+        return False  # not a harness name
+    return not Path(f"/proc/{match.group(1)}").exists()
 
 
 def can_dump_mysql() -> bool:

@@ -11,7 +11,6 @@ at `<listing>#<line>`, so one table entry can excuse it.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import hashlib
 import hmac
@@ -130,10 +129,13 @@ async def fetch(
         return Answer(response.status, await response.read(), response.content_type)
 
 
-async def crawl(base_url: str, identity: Identity, extra_paths: Iterable[str] = ()) -> Crawl:
-    """Every path reachable from `/openstack` and `/`, plus `extra_paths`."""
-    result = Crawl(base_url)
-    queue = ["/openstack", "/", *extra_paths]
+async def crawl(
+    base_url: str, identity: Identity, extra_paths: Iterable[str] = (), into: Crawl | None = None
+) -> Crawl:
+    """Every path reachable from `/openstack` and `/`, plus `extra_paths`; with `into`,
+    only what that earlier crawl has not asked yet (added to it)."""
+    result = into or Crawl(base_url)
+    queue = [*(() if into else ("/openstack", "/")), *extra_paths]
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while queue:
@@ -150,15 +152,17 @@ async def crawl(base_url: str, identity: Identity, extra_paths: Iterable[str] = 
 
 
 async def crawl_both(ours_url: str, theirs_url: str, identity: Identity) -> tuple[Crawl, Crawl]:
-    """Crawl both, then ask each side the paths only the other listed."""
-    ours, theirs = await asyncio.gather(crawl(ours_url, identity), crawl(theirs_url, identity))
-    ours = await crawl(
-        ours_url, identity, extra_paths=[p for p in theirs.answers if p not in ours.answers]
-    )
-    theirs = await crawl(
-        theirs_url, identity, extra_paths=[p for p in ours.answers if p not in theirs.answers]
-    )
-    return ours, theirs
+    """Crawl both (one after the other: Nova's app has one sync worker), then ask each
+    side the paths only the other listed, until neither lists anything new."""
+    ours = await crawl(ours_url, identity)
+    theirs = await crawl(theirs_url, identity)
+    while True:  # bounded: every round adds paths, and a crawl stops at MAX_PATHS
+        only_theirs = sorted(set(theirs.answers) - set(ours.answers))
+        only_ours = sorted(set(ours.answers) - set(theirs.answers))
+        if not only_theirs and not only_ours:
+            return ours, theirs
+        await crawl(ours_url, identity, only_theirs, into=ours)
+        await crawl(theirs_url, identity, only_ours, into=theirs)
 
 
 def reason_for(path: str, table: dict[str, str]) -> str | None:

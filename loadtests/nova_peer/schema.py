@@ -11,9 +11,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from loadtests.nova_peer.databases import ROLES, MysqlDatabases, SqliteDatabases
+from loadtests.nova_peer.databases import (
+    ROLES,
+    DatabaseUnavailable,
+    MysqlDatabases,
+    SqliteDatabases,
+    can_dump_mysql,
+)
 from loadtests.nova_peer.novaconf import NovaConfOptions, write_nova_conf, write_override
 from loadtests.nova_peer.novarun import nova_manage
 from loadtests.nova_peer.venv import _build_lock, cache_folder
@@ -74,6 +81,8 @@ def ensure_template(backend: str, venv: Path) -> Path:
     folder = template_folder(backend)
     if _is_complete(folder):
         return folder
+    if backend == "mysql" and not can_dump_mysql():
+        raise DatabaseUnavailable("the MariaDB clients (mariadb, mariadb-dump) are not installed")
     with _build_lock(folder):
         if _is_complete(folder):
             return folder
@@ -98,8 +107,10 @@ def ensure_template(backend: str, venv: Path) -> Path:
 
 
 def copy_template(template: Path, target: MysqlDatabases | SqliteDatabases) -> None:
-    for role in ROLES:
-        if isinstance(target, SqliteDatabases):
+    if isinstance(target, SqliteDatabases):
+        for role in ROLES:
             shutil.copyfile(template / f"nova_{role}.db", target.folder / f"nova_{role}.db")
-        else:
-            target.load_dump(role, template / f"{role}.sql")
+        return
+    # four independent loads: the server creates tables for several at once
+    with ThreadPoolExecutor(len(ROLES)) as pool:
+        list(pool.map(lambda role: target.load_dump(role, template / f"{role}.sql"), ROLES))

@@ -90,12 +90,23 @@ def _run(command: list[str], log: Path) -> None:
         raise NovaVenvError(f"{command[0]} failed ({result.returncode}); see {log}:\n{tail}")
 
 
+def build_log(venv: Path) -> Path:
+    return venv.parent / f"{venv.name}.build.log"
+
+
+def find_uv() -> str | None:
+    """uv on PATH, or beside the running Python (installed into the project's venv)."""
+    beside = Path(sys.executable).with_name("uv")
+    return shutil.which("uv") or (str(beside) if beside.exists() else None)
+
+
 def _build(venv: Path) -> None:
     if venv.exists():
         shutil.rmtree(venv)  # a half build: no marker
-    venv.mkdir(parents=True)
-    log = venv / "build.log"
-    uv = shutil.which("uv")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    log = build_log(venv)
+    log.write_text("")
+    uv = find_uv()
     if uv:
         _run([uv, "venv", "--python", sys.executable, str(venv)], log)
         _run([uv, "pip", "install", "--python", str(venv_python(venv)), *PACKAGES], log)
@@ -125,13 +136,3 @@ def ensure_nova_venv() -> Path:
             )
         _build(venv)
     return venv
-
-
-def main() -> None:
-    started = time.monotonic()
-    venv = ensure_nova_venv()
-    print(f"{venv} ready in {time.monotonic() - started:.1f} s")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from metadata.admin.responses import json_response
 from metadata.providers.dynamic_vendor_data import OUTCOMES
 from metadata.services import SERVICES, Services
 from metadata.stats import BUCKETS_S, PathStats, StatsKey
@@ -121,8 +122,6 @@ class StatsCollector(Collector):
 
 
 async def get_stats_paths(request: web.Request) -> web.Response:
-    from metadata.admin.routes import json_response
-
     services = request.app[SERVICES]
     table = await stats_table(services)
     return json_response({"paths": services.stats.snapshot(table)})

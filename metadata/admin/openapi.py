@@ -250,6 +250,23 @@ def build_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "the guest's body"}, **_errors(404)},
                 },
             },
+            "/v1/instances/{uuid}/config-drive": {
+                "parameters": [UUID_PARAM],
+                "get": {
+                    "summary": "the instance's config drive: an ISO 9660 image labelled config-2",
+                    "responses": {
+                        "200": {
+                            "description": "the image",
+                            "content": {
+                                "application/x-iso9660-image": {
+                                    "schema": {"type": "string", "format": "binary"}
+                                }
+                            },
+                        },
+                        **_errors(404, 409),
+                    },
+                },
+            },
             "/v1/waiters": {
                 "get": {
                     "summary": "guests waiting for a user-data change on this replica",

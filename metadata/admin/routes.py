@@ -12,10 +12,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from metadata.admin.config_drive import add_config_drive_route
 from metadata.admin.dashboard import DASHBOARD_PATH, add_dashboard_route
 from metadata.admin.metrics import add_stats_routes
 from metadata.admin.openapi import add_openapi_route
 from metadata.admin.preview import add_preview_routes
+from metadata.admin.responses import json_response
 from metadata.document import document_to_json, normalise_uuid, parse_document
 from metadata.errors import (
     BadRequest,
@@ -37,10 +39,6 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", DASHBOARD_PATH})
 TOKEN_NAME = web.RequestKey("token_name", str)
 MAX_PAGE = 1000
 DEFAULT_HISTORY_PAGE = 100
-
-
-def json_response(value: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
 
 
 def token_name(tokens: Mapping[str, str], header: str | None) -> str | None:
@@ -241,6 +239,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v1/waiters", get_waiters)
     add_stats_routes(app)
     add_preview_routes(app)
+    add_config_drive_route(app)
     add_dashboard_route(app)
     add_openapi_route(app)
 

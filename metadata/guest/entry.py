@@ -73,8 +73,11 @@ class GuestEntry:
         self.guest = guest
         self.gate = gate
         self.drain = drain
+        self.hop_limiter = guest.guard.hop_limiter
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        # A token answer earlier on this connection left a hop limit on its socket.
+        self.hop_limiter.restore(request)
         drain = self.drain
         if drain is not None:
             drain.enter()

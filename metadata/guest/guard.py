@@ -24,6 +24,7 @@ from metadata.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from metadata.guest.hop_limit import HopLimiter
 from metadata.guest.identify import FORWARDED_FOR, Caller, IdentityResolver, normalise_address
 from metadata.guest.limits import RateLimiter
 from metadata.guest.tokens import TOKEN_HEADERS, TTL_HEADERS, TokenPolicy, TokenSigner, parse_ttl
@@ -52,6 +53,7 @@ class GuestGuard:
             else RateLimiter(settings.rate_limit, settings.cache_max_entries)
         )
         self.body_timeout = settings.guest_body_timeout
+        self.hop_limiter = HopLimiter(settings.token_hop_limit)
         self._clock = clock
 
     def admit(self, caller: Caller) -> None:
@@ -124,4 +126,6 @@ class GuestGuard:
             raise TooManyRequests(1, "busy, retry") from None
         self.admit(caller)
         token = self.signer.issue(caller.instance_uuid, ttl, self._clock())
+        # Only a granted token is limited: refusals may travel as far as any answer.
+        self.hop_limiter.limit_answer(request)
         return web.Response(text=token, headers={TTL_HEADERS[0]: str(ttl)})

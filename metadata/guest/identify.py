@@ -53,13 +53,17 @@ def sign(secret: str, instance_id: str) -> str:
 
 
 def normalise_address(text: str) -> str:
-    """One spelling per address: IPv4-mapped IPv6 (a dual-stack socket) becomes IPv4."""
+    """One spelling per address: IPv4-mapped IPv6 (a dual-stack socket) becomes IPv4; an
+    IPv6 peer's zone (`fe80::5%eth0`, which a stored fixed IP never carries) is dropped."""
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         raise BadRequest(f"not an IP address: {text.strip()[:64]!r}") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        if address.scope_id is not None:
+            return str(ipaddress.IPv6Address(int(address)))
     return str(address)
 
 

@@ -30,10 +30,6 @@ class LastKnownIdentities:
         self._by_instance: LRU[str, tuple[str, int, float]] = LRU(max_entries)
         self._warned_at = -WARN_EVERY
 
-    @property
-    def is_enabled(self) -> bool:
-        return self.max_age > 0
-
     def confirm_address(self, address: str, uuid: str, generation: int) -> None:
         """The database or the shared coherence map just said who owns `address`."""
         if self.max_age > 0:

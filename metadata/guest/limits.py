@@ -1,5 +1,6 @@
 """Limits that keep one guest from starving the others: a token bucket per instance, a
-global bound on guest requests in flight (boot-critical paths first), and request sizes.
+global bound on guest requests in flight (boot-critical requests first: which paths are is
+said by their rows in the tree, `Leaf.boot_critical`), and request sizes.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from metadata.errors import (
 )
 from metadata.lru import LRU
 
-# Passed to the guest listener's AppRunner. aiohttp refuses longer lines and fields itself
-# (400) before a handler runs; idle keep-alive connections are closed after 15 s, so a guest
-# cannot hold sockets open for free.
+# Passed to the guest listener's low-level `web.Server`. aiohttp refuses longer lines and
+# fields itself (400) before a handler runs; idle keep-alive connections are closed after
+# 15 s, so a guest cannot hold sockets open for free.
 GUEST_SERVER_LIMITS: dict[str, Any] = {
     "max_line_size": 4096,
     "max_field_size": 4096,

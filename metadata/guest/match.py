@@ -1,8 +1,8 @@
 """Match: which tree, version and row a guest path names, from the path alone.
 
 The trees are rows of a table keyed by the path's first segment (`/openstack/…`,
-`/ec2/…`; anything else is the EC2 tree at the root, as Nova serves it). No instance data
-is needed here: a path that matches nothing is a 404 before anything is loaded.
+`/ec2/…`, `/nocloud/…`; anything else is the EC2 tree at the root, as Nova serves it). No
+instance data is needed here: a path that matches nothing is a 404 before anything is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from metadata.errors import BadRequest, MetadataError, NotFound
-from metadata.guest import ec2, openstack
+from metadata.guest import ec2, nocloud, openstack
 from metadata.guest.tree import Leaf, Match, Tree
 from metadata.stats import StatsKey
 
@@ -21,13 +21,15 @@ from metadata.stats import StatsKey
 @dataclass(frozen=True, slots=True)
 class TreeRoot:
     """One tree the guest API serves: its rows, how it names versions, and the statistics
-    template of its version listing."""
+    template of its version listing. A tree with a `fixed_version` has no version segment
+    (NoCloud's files sit right under its prefix) and no version listing."""
 
     name: str
     tree: Tree
     served_version: Callable[[str], str | None]
     version_listing: Callable[[], bytes]
     listing_template: str
+    fixed_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +73,21 @@ class Matcher:
         # Version listings hold no instance data: the chain answers them before identity.
         # Derived from the table: `/` and each prefix, with or without its slash.
         self.version_listing_paths = frozenset(
-            {"/"} | {f"/{p}{slash}" for p in self.by_first_segment for slash in ("", "/")}
+            {"/"}
+            | {
+                f"/{prefix}{slash}"
+                for prefix, root in self.by_first_segment.items()
+                if root.fixed_version is None
+                for slash in ("", "/")
+            }
         )
 
     def match(self, segments: list[str]) -> Destination:
         root = self.by_first_segment.get(segments[0]) if segments else None
         rest = segments if root is None else segments[1:]
         root = root or self.default
+        if root.fixed_version is not None:
+            return self._match_unversioned(root, rest)
         if not rest:
             return Destination(root, None, (root.listing_template, ""), root.version_listing())
         version = root.served_version(rest[0])
@@ -85,6 +95,14 @@ class Matcher:
         if match is None:
             raise NotFound("no such path")
         return Destination(root, match, (match.template, rest[0]))
+
+    @staticmethod
+    def _match_unversioned(root: TreeRoot, rest: list[str]) -> Destination:
+        assert root.fixed_version is not None
+        match = root.tree.match(root.fixed_version, rest)
+        if match is None:
+            raise NotFound("no such path")
+        return Destination(root, match, (match.template, ""))
 
     def is_boot_critical(self, path: str) -> bool:
         """Whether the path's row says a boot cannot do without it (version listings are:
@@ -97,8 +115,25 @@ class Matcher:
         return destination.match is None or (leaf is not None and leaf.boot_critical)
 
 
-def build_matcher(static_vendor_data: Mapping[str, Any]) -> Matcher:
-    ec2_root = TreeRoot("ec2", ec2.build_tree(), ec2.served_version, ec2.version_listing, "/")
+def _no_version(name: str) -> str | None:
+    return None
+
+
+def build_matcher(
+    static_vendor_data: Mapping[str, Any], ec2_versions: ec2.VersionTable = ec2.STORE
+) -> Matcher:
+    """The guest trees; `ec2_versions` is AWS's table in store mode, `ec2.NOVA` in Nova's."""
+    ec2_root = TreeRoot(
+        "ec2", ec2.build_tree(), ec2_versions.served_version, ec2_versions.version_listing, "/"
+    )
+    nocloud_root = TreeRoot(
+        "nocloud",
+        nocloud.build_tree(static_vendor_data),
+        _no_version,
+        bytes,
+        "/nocloud",
+        fixed_version=nocloud.VERSION,
+    )
     openstack_root = TreeRoot(
         "openstack",
         openstack.build_tree(static_vendor_data),
@@ -106,4 +141,6 @@ def build_matcher(static_vendor_data: Mapping[str, Any]) -> Matcher:
         openstack.version_listing,
         "/openstack",
     )
-    return Matcher({"openstack": openstack_root, "ec2": ec2_root}, default=ec2_root)
+    return Matcher(
+        {"openstack": openstack_root, "ec2": ec2_root, "nocloud": nocloud_root}, default=ec2_root
+    )

@@ -151,9 +151,7 @@ def vendor_data(static: Mapping[str, Any], view: View) -> dict[str, Any]:
 
 def vendor_data2(static: Mapping[str, Any], view: View) -> Answer:
     """`static` first, then each dynamic service that answered, under its name."""
-    # View has no property for this slice; its lookup still refuses an undeclared one.
-    dynamic = view.dynamic_vendor_data
-    return json_answer({"static": vendor_data(static, view), **dynamic.answers})
+    return json_answer({"static": vendor_data(static, view), **view.dynamic_vendor_data.answers})
 
 
 def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:

@@ -7,7 +7,10 @@ A read first learns who is asking and tries the rendered answer of that instance
 generation (the warm shortcut); otherwise the path is matched in the trees, the slices its
 row needs are loaded, rendered, kept for the next read, and answered. Version listings
 (`/`, `/openstack`) hold no instance data and are answered before identity, as Nova
-answers `/`. Every request, warm or cold, is recorded once under its path's template.
+answers `/`. A `?wait_for_change=` read never takes the shortcut: it waits for the change
+before loading; the password POST is stored once instead of loaded. Every request, warm or
+cold, error or not, is recorded once under its path's template (the token PUT, which leaves
+the chain for the guard, is not).
 """
 
 from __future__ import annotations

@@ -141,10 +141,6 @@ class Node:
     since: str = "~"  # the oldest version any descendant appears in
     listing_needs: frozenset[Slice] = frozenset()
 
-    @property
-    def is_directory(self) -> bool:
-        return self.leaf is None
-
 
 @dataclass(frozen=True, slots=True)
 class Match:

@@ -206,6 +206,7 @@ class NotificationConsumer:
     async def _connection_lost(self, _sender: Any, exc: BaseException | None) -> None:
         self.counters.connected = False
         if not self._is_stopping:
+            self.counters.disconnects += 1
             log.warning(
                 "Nova notifications: lost %s (%s); reconnecting every %.0f s",
                 self.counters.broker,

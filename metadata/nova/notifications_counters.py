@@ -31,6 +31,7 @@ class NotificationCounters:
     malformed: int = 0
     failed: int = 0
     connects: int = 0  # successful (re)connects, each followed by on_resync
+    disconnects: int = 0  # connections lost while running
     connected: bool = False
     last_message_at: float | None = None  # wall-clock time (time.time())
     broker: str = ""  # the broker in use or last tried, without its password

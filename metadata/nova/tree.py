@@ -41,7 +41,11 @@ def build_openstack_tree(static_vendor_data: Mapping[str, Any], static_json: boo
 
 
 def build_nova_matcher(static_vendor_data: Mapping[str, Any], static_json: bool) -> Matcher:
-    ec2_root = TreeRoot("ec2", build_ec2_tree(), ec2.served_version, ec2.version_listing, "/")
+    # Nova's versions: `latest` is 2009-04-04, so no leaf AWS added later is served.
+    versions = ec2.NOVA
+    ec2_root = TreeRoot(
+        "ec2", build_ec2_tree(), versions.served_version, versions.version_listing, "/"
+    )
     openstack_root = TreeRoot(
         "openstack",
         build_openstack_tree(static_vendor_data, static_json),

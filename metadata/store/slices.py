@@ -85,6 +85,9 @@ def _decode_core(row: RowMapping) -> InstanceCore:
         ),
         devices=tuple(attributes.get("devices", ())),
         dedicated_cpus=tuple(attributes.get("dedicated_cpus", ())),
+        region=attributes.get("region"),
+        tags=tuple((key, value) for key, value in attributes.get("tags", ())),
+        instance_metadata_tags=bool(attributes.get("instance_metadata_tags", False)),
     )
 
 

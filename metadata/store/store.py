@@ -1,7 +1,8 @@
 """The store facade: slice reads, transactional writes, and listeners told of each commit.
 
-It knows SQL and nothing of caches or HTTP; a listener (the cache) learns of every committed
-write through `add_write_listener`.
+It knows SQL and nothing of caches or HTTP: the coherence layer and the waiters learn of
+every committed write as a `WriteEvent` (`metadata/store/events.py`) through
+`add_write_listener`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ USER_DATA = frozenset({Slice.USER_DATA})
 T = TypeVar("T")
 WRITE_ATTEMPTS = 4
 
-# Told of every committed write (the cache and the coherence maps listen).
+# Told of every committed write, after the commit (coherence, then the waiters).
 WriteListener = Callable[[WriteEvent], Awaitable[None]]
 
 

@@ -42,6 +42,9 @@ def instance_row(doc: InstanceDocument, generation: int) -> dict[str, Any]:
             "block_device_mapping": [list(pair) for pair in core.block_device_mapping],
             "devices": [dict(d) for d in core.devices],
             "dedicated_cpus": list(core.dedicated_cpus),
+            "region": core.region,
+            "tags": [list(pair) for pair in core.tags],
+            "instance_metadata_tags": core.instance_metadata_tags,
         },
     }  # fmt: skip
 

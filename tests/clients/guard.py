@@ -10,6 +10,9 @@ as well as the test venv (botocore).
   destination outside 127.0.0.0/8 and ::1 is refused before the real connect is called,
   so not one packet leaves. IPv4 sockets are first bound to the guest's source address:
   the server identifies the guest by it.
+- With METADATA_GUARD_IPV6=1, [fd00:ec2::254]:80 (EC2's IPv6 endpoint) becomes
+  [::1]:<guest port> the same way; the guest is then ::1. Off by default: cloud-init also
+  tries that address and must fail fast there.
 - `sendto`/`sendmsg`: the same refusal for datagrams sent without a connect.
 - name resolution: only literal loopback addresses, the literal 169.254.169.254 and
   `localhost` resolve; every other name or address fails at once (cloud-init also tries
@@ -27,6 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 METADATA_ADDRESS = "169.254.169.254"
+METADATA_ADDRESS_V6 = "fd00:ec2::254"
+IPV6_ENV = "METADATA_GUARD_IPV6"
 METADATA_PORT = 80
 GUEST_PORT_ENV = "METADATA_GUARD_GUEST_PORT"
 SOURCE_ENV = "METADATA_GUARD_SOURCE"
@@ -53,17 +58,19 @@ def _literal(host: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def is_allowed_address(host: Any) -> bool:
+def is_allowed_address(host: Any, ipv6_metadata: bool = False) -> bool:
     address = _literal(host)
-    return address is not None and (address.is_loopback or str(address) == METADATA_ADDRESS)
+    metadata = {METADATA_ADDRESS, METADATA_ADDRESS_V6} if ipv6_metadata else {METADATA_ADDRESS}
+    return address is not None and (address.is_loopback or str(address) in metadata)
 
 
 class Guard:
-    def __init__(self, guest_port: int, source: str) -> None:
+    def __init__(self, guest_port: int, source: str, ipv6_metadata: bool = False) -> None:
         if not ipaddress.ip_address(source).is_loopback:
             raise ValueError(f"source address {source} is not loopback")
         self.guest_port = guest_port
         self.source = source
+        self.ipv6_metadata = ipv6_metadata
 
     def destination(self, sock: socket.socket, address: Any) -> Any:
         """Where a connect or send may really go; raises GuardRefused otherwise."""
@@ -77,6 +84,14 @@ class Guard:
             if sock.family != socket.AF_INET:
                 raise GuardRefused(f"{host}:{port} on an IPv6 socket")
             return ("127.0.0.1", self.guest_port)
+        if (
+            self.ipv6_metadata
+            and literal is not None
+            and str(literal) == METADATA_ADDRESS_V6
+            and port == METADATA_PORT
+            and sock.family == socket.AF_INET6
+        ):
+            return ("::1", self.guest_port, 0, 0)
         if literal is None or not literal.is_loopback:
             raise GuardRefused(f"{host}:{port}")
         return address
@@ -117,7 +132,7 @@ class Guard:
             return real_sendmsg(sock, buffers, *args)
 
         def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-            if host is None or is_allowed_address(host):
+            if host is None or is_allowed_address(host, guard.ipv6_metadata):
                 return real_getaddrinfo(host, port, *args, **kwargs)
             if host in ("localhost", b"localhost"):
                 return real_getaddrinfo("127.0.0.1", port, *args, **kwargs)
@@ -126,7 +141,7 @@ class Guard:
         def gethostbyname(host: str) -> str:
             if host == "localhost":
                 return "127.0.0.1"
-            if is_allowed_address(host):
+            if is_allowed_address(host, guard.ipv6_metadata):
                 return str(_literal(host))
             raise _unresolvable(host)
 
@@ -154,6 +169,7 @@ def _unresolvable(host: Any) -> socket.gaierror:
 
 
 def install_from_environment() -> Guard:
-    guard = Guard(int(os.environ[GUEST_PORT_ENV]), os.environ[SOURCE_ENV])
+    guard = Guard(int(os.environ[GUEST_PORT_ENV]), os.environ[SOURCE_ENV],
+                  os.environ.get(IPV6_ENV) == "1")  # fmt: skip
     guard.install()
     return guard

@@ -159,7 +159,7 @@ def _assert_ec2_meta_data(meta: dict[str, Any], server: RunningServer, context: 
     assert meta["public-ipv4"] == first_port["floating_ips"][0]
     # EC2 lists keys as `0=k1`; cloud-init reads `0/openssh-key` and files it under `k1`
     assert meta["public-keys"] == {k["name"]: k["data"] for k in doc["keys"]}
-    assert meta["placement"] == {"availability-zone": doc["availability_zone"]}
+    assert meta["placement"]["availability-zone"] == doc["availability_zone"]
     assert meta["block-device-mapping"] == doc["block_device_mapping"]
     assert meta["ami-launch-index"] == str(doc["launch_index"])
     assert meta["instance-type"] == doc["flavor"]["name"]
@@ -175,8 +175,9 @@ def test_openstack_reader_crawls_the_ec2_tree(
     """Its built-in 169.254.169.254 reached the test server only through the guard."""
     meta = openstack_read.output["results"]["ec2-metadata"]
     _assert_ec2_meta_data(meta, metadata_server, openstack_read.context())
-    # `latest` also has the per-interface tree
+    # `latest` also has the region (2020-08-24) and the per-interface tree (2011-01-01)
     doc = metadata_server.document
+    assert meta["placement"]["region"] == doc["availability_zone"][:-1]
     assert meta["mac"] == _port(doc, 0)["mac"]
     macs = meta["network"]["interfaces"]["macs"]
     assert sorted(macs) == sorted(p["mac"] for p in doc["ports"])
@@ -195,7 +196,10 @@ def test_openstack_reader_crawls_the_ec2_tree(
 
 def test_ec2_datasource_crawl(ec2_read: ClientRun, metadata_server: RunningServer) -> None:
     assert ec2_read.output["api_version"] == "2009-04-04"
-    _assert_ec2_meta_data(ec2_read.output["meta-data"], metadata_server, ec2_read.context())
+    meta = ec2_read.output["meta-data"]
+    _assert_ec2_meta_data(meta, metadata_server, ec2_read.context())
+    # 2009-04-04 has neither the region nor the network
+    assert "region" not in meta["placement"] and "network" not in meta
 
 
 def test_ec2_user_data_is_byte_exact(ec2_read: ClientRun) -> None:

@@ -23,6 +23,12 @@ from loadtests.nova_peer import (
 )
 from loadtests.nova_peer.cloud import Backend
 from loadtests.nova_peer.databases import MYSQL_HOST, MYSQL_PORT, mysql_reachable
+from loadtests.nova_peer.rabbitmq import (
+    RABBIT_HOST,
+    RABBIT_PORT,
+    rabbitmq_reachable,
+    rabbitmq_vhost,
+)
 from loadtests.nova_peer.venv import NovaVenvError, cache_folder, is_complete, pypi_reachable
 from tests.backends import unavailable
 
@@ -78,3 +84,13 @@ def new_nova_cloud(nova_venv: Path) -> Iterator[Callable[..., NovaCloud]]:
     yield make
     for cloud in made:
         cloud.close()
+
+
+@pytest.fixture
+def nova_notification_url() -> Iterator[str]:
+    """A `rabbit://` URL on a RabbitMQ vhost of the test's own, for
+    `new_nova_cloud(notification_url=...)`; the vhost is deleted afterwards."""
+    if not rabbitmq_reachable():
+        unavailable(f"RabbitMQ is not answering on {RABBIT_HOST}:{RABBIT_PORT}")
+    with rabbitmq_vhost() as url:
+        yield url

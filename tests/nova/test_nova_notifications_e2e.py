@@ -21,7 +21,7 @@ from metadata.app import build_guest_app
 from metadata.services import Services
 from tests import notifications_broker as broker
 from tests.conftest import AIOHTTP_CLIENT
-from tests.nova.test_parity import nova_mode_settings
+from tests.nova.test_nova_parity import nova_mode_settings
 
 WAIT = 30.0  # a bound for a test gone wrong, never a timing assertion
 # Runs in Nova's venv: Nova's own objects, Nova's own notifier.

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -18,10 +19,12 @@ from loadtests.nova_peer import (
     SeededInstance,
     StatementCounter,
     grant_read_only_user,
+    run_in_nova,
     start_nova_metadata,
 )
 from loadtests.nova_peer.databases import MYSQL_HOST, MYSQL_PORT
 from loadtests.nova_peer.parity import Identity
+from loadtests.nova_peer.rabbitmq import queue_depths
 
 SEEDED = ["web-1", "bare-2", "multi-3", "cell2-4", "kernel-5", "volume-6"]
 
@@ -162,3 +165,27 @@ def test_the_sqlite_cloud_has_nova_rows_in_both_cells(nova_cloud_sqlite: NovaClo
     with start_nova_metadata(nova_cloud_sqlite) as app:
         instance = nova_cloud_sqlite.instance("cell2-4")
         assert meta_data(app, nova_cloud_sqlite, instance)["uuid"] == instance.uuid
+
+
+SAVE_METADATA = """
+import sys
+from nova import config, context, objects
+objects.register_all()
+config.parse_args([sys.argv[0], "--config-file", sys.argv[1]])
+ctx = context.get_admin_context()
+mapping = objects.InstanceMapping.get_by_instance_uuid(ctx, sys.argv[2])
+with context.target_cell(ctx, mapping.cell_mapping) as cell:
+    instance = objects.Instance.get_by_uuid(cell, sys.argv[2], expected_attrs=["metadata"])
+    instance.metadata = dict(instance.metadata, changed="yes")
+    instance.save()
+"""
+
+
+def test_novas_own_save_publishes_a_versioned_notification_on_the_clouds_vhost(
+    new_nova_cloud: Callable[..., NovaCloud], nova_notification_url: str
+) -> None:
+    cloud = new_nova_cloud("mysql", notification_url=nova_notification_url)
+    before = queue_depths(nova_notification_url).get("versioned_notifications.info", 0)
+    run_in_nova(SAVE_METADATA, [str(cloud.config_path), cloud.instance("web-1").uuid])
+    after = queue_depths(nova_notification_url)["versioned_notifications.info"]
+    assert after == before + 1  # instance.update, as notify_on_state_change asks

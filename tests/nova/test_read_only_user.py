@@ -20,7 +20,7 @@ from loadtests.nova_peer.parity import Identity
 from metadata.app import build_guest_app
 from metadata.services import Services
 from tests.conftest import AIOHTTP_CLIENT
-from tests.nova.test_parity import nova_mode_settings
+from tests.nova.test_nova_parity import nova_mode_settings
 
 PATHS = (
     "/openstack/latest/meta_data.json",
