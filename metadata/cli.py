@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        if settings.nova_config and args.command == "serve":
+            from metadata.nova.conf import load_nova_config
+
+            # Before anything starts: a bad nova.conf is named as any bad setting is.
+            load_nova_config(settings.nova_config)
     except InvalidSettings as exc:
         print(f"metadata: {exc}", file=sys.stderr)
         return 2

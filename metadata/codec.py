@@ -77,7 +77,10 @@ def _user_data(raw: str | None) -> UserData:
 DECODERS: dict[Slice, Callable[[Any], Any]] = {
     Slice.CORE: _core,
     Slice.METADATA: lambda raw: MetadataItems(raw["items"]),
-    Slice.KEYS: lambda raw: Keys(tuple(Key(**k) for k in raw["keys"])),
+    Slice.KEYS: lambda raw: Keys(
+        tuple(Key(**k) for k in raw["keys"]),
+        None if raw.get("ec2_keys") is None else tuple(Key(**k) for k in raw["ec2_keys"]),
+    ),
     Slice.NETWORK: _network,
     Slice.USER_DATA: _user_data,
     Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"]),

@@ -74,6 +74,34 @@ class StatsCollector(Collector):
         cached.add_metric(["slices"], len(self.services.cache.local))
         yield cached
         yield from self.vendor_data_requests()
+        yield from self.nova_figures()
+
+    def nova_figures(self) -> Iterator[Any]:
+        """Nova mode: statements sent to Nova's databases, notifications by outcome."""
+        nova = self.services.nova
+        if nova is None:
+            return
+        sent = CounterMetricFamily("metadata_nova_db_statements",
+                                   "Statements sent to Nova's databases (this process)",
+                                   labels=["database"])  # fmt: skip
+        for database in nova.cells.databases:
+            sent.add_metric([database.name], database.counter.total)
+        yield sent
+        messages = CounterMetricFamily("metadata_nova_notifications",
+                                       "Nova notifications received, by outcome",
+                                       labels=["outcome"])  # fmt: skip
+        for outcome, count in nova.counters.outcomes().items():
+            messages.add_metric([outcome], count)
+        yield messages
+        connected = GaugeMetricFamily("metadata_nova_notifications_connected",
+                                      "1 while the notification broker is connected")  # fmt: skip
+        connected.add_metric([], 1 if nova.counters.connected else 0)
+        yield connected
+        yield CounterMetricFamily("metadata_nova_changes", "Instance changes applied",
+                                  value=nova.changes)  # fmt: skip
+        yield CounterMetricFamily("metadata_nova_resyncs",
+                                  "Re-validations of everything cached (broker reconnects)",
+                                  value=nova.resyncs)  # fmt: skip
 
     def vendor_data_requests(self) -> Iterator[Any]:
         """POSTs to dynamic vendor-data services by outcome; every configured target shows

@@ -110,7 +110,7 @@ def region(core: InstanceCore) -> str:
     (`us-east-1a` in `us-east-1`) and as botocore derives the region."""
     if core.region:
         return core.region
-    zone = core.availability_zone
+    zone = core.availability_zone or ""
     return zone[:-1] if len(zone) > 1 and zone[-1].isalpha() else zone
 
 
@@ -199,7 +199,7 @@ LEAVES = (
          present=_has_fixed_ipv4, present_needs=NETWORK),
     Leaf("meta-data/mac", lambda v: text(v.network.ports[0].mac), NETWORK, VPC,
          present=lambda v: bool(v.network.ports), present_needs=NETWORK),
-    Leaf("meta-data/placement/availability-zone", lambda v: text(v.core.availability_zone),
+    Leaf("meta-data/placement/availability-zone", lambda v: text(str(v.core.availability_zone)),
          CORE, "2008-02-01"),
     Leaf("meta-data/placement/region", lambda v: text(region(v.core)), CORE, REGION),
     # Nova serves the hostname here whether or not there is a floating IP.
@@ -209,7 +209,7 @@ LEAVES = (
     Leaf("meta-data/public-ipv4", lambda v: text(v.network.first_floating_ip or ""), NETWORK,
          "2007-01-19", present=_has_floating, present_needs=NETWORK),
     Leaf("meta-data/public-keys/{key}/openssh-key",
-         lambda v: text(v.keys.keys[int(v.params["key"])].data), KEYS),
+         lambda v: text(v.keys.for_ec2[int(v.params["key"])].data), KEYS),
     Leaf("meta-data/reservation-id", lambda v: text(v.core.reservation_id), CORE),
     Leaf("meta-data/security-groups", lambda v: lines(list(v.core.security_groups)), CORE),
     # AWS's values: clients build endpoint names from them (`s3.<region>.<domain>`).
@@ -267,8 +267,8 @@ def _associated_public_ips(view: View) -> list[str]:
 PARAMS = (
     Param("bdm", CORE, lambda v: [name for name, _ in v.core.block_device_mapping]),
     # EC2 lists keys as `0=name`; the directory itself is `0/` holding `openssh-key`.
-    Param("key", KEYS, lambda v: [str(i) for i in range(len(v.keys.keys))],
-          label=lambda v, value: f"{value}={v.keys.keys[int(value)].name}"),
+    Param("key", KEYS, lambda v: [str(i) for i in range(len(v.keys.for_ec2))],
+          label=lambda v, value: f"{value}={v.keys.for_ec2[int(value)].name}"),
     Param("mac", NETWORK, lambda v: [p.mac for p in v.network.ports]),
     Param("public_ip", NETWORK, _associated_public_ips),
     Param("tag", CORE, _tag_keys),

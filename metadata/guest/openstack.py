@@ -125,7 +125,7 @@ def network_data(view: View) -> Answer:
     for port in ports:
         if not port.fixed_ips:
             continue
-        link_id = "tap" + port.id[:11]
+        link_id = port.link_name or "tap" + port.id[:11]
         # Nova (netutils._get_eth_link) names an `ethernet` VIF a physical link.
         kind = "phy" if port.type == "ethernet" else port.type
         links.append({"id": link_id, "vif_id": port.id, "type": kind, "mtu": port.mtu,
