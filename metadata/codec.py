@@ -65,8 +65,9 @@ def _network(raw: dict[str, Any]) -> Network:
             )
             for ip in port["fixed_ips"]
         )
-        ports.append(Port(**{**port, "fixed_ips": fixed,
-                             "floating_ips": tuple(port["floating_ips"])}))  # fmt: skip
+        ports.append(
+            Port(**{**port, "fixed_ips": fixed, "floating_ips": tuple(port["floating_ips"])})
+        )
     return Network(tuple(ports))
 
 

@@ -385,8 +385,10 @@ def parse_token_keys(value: Any) -> dict[str, str]:
     keys: dict[str, str] = {}
     for number, (name, secret) in enumerate(pairs, 1):
         if not _TOKEN_NAME.fullmatch(name):
-            raise ValueError(f"key number {number}: expected name=secret, the name in letters, "
-                             "digits, '_', '.', '-'")  # fmt: skip
+            raise ValueError(
+                f"key number {number}: expected name=secret, the name in letters, "
+                "digits, '_', '.', '-'"
+            )
         if name in keys:
             raise ValueError(f"key {name!r} is given twice")
         if len(secret) < MIN_ADMIN_TOKEN_LENGTH:
@@ -417,14 +419,18 @@ def parse_vendor_data_targets(value: Any) -> dict[str, str]:
     targets: dict[str, str] = {}
     for number, (name, url) in enumerate(pairs, 1):
         if not _TOKEN_NAME.fullmatch(name):
-            raise ValueError(f"target number {number}: expected name=url, the name in letters, "
-                             "digits, '_', '.', '-'")  # fmt: skip
+            raise ValueError(
+                f"target number {number}: expected name=url, the name in letters, "
+                "digits, '_', '.', '-'"
+            )
         if name == "static" or name in targets:
             raise ValueError(f"target {name!r}: the name is reserved or given twice")
         parsed = urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"target {name!r}: expected an http:// or https:// URL with a "
-                             f"host, got {mask_url_password(url)!r}")  # fmt: skip
+            raise ValueError(
+                f"target {name!r}: expected an http:// or https:// URL with a "
+                f"host, got {mask_url_password(url)!r}"
+            )
         targets[name] = url
     return targets
 

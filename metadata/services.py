@@ -91,10 +91,12 @@ class Services:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: Settings, *, migrate: bool = True
-                   ) -> AsyncIterator[Services]:  # fmt: skip
-        db = Database(settings.database_url, timeout=settings.database_timeout,
-                      read_timeout=settings.database_read_timeout)  # fmt: skip
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> AsyncIterator[Services]:
+        db = Database(
+            settings.database_url,
+            timeout=settings.database_timeout,
+            read_timeout=settings.database_read_timeout,
+        )
         cache = SliceCache(settings.cache_url, settings.cache_ttl, settings.cache_max_entries)
         coherence: Coherence = (
             RedisCoherence(cache.shared.client, settings.cache_ttl, settings.cache_max_entries)
@@ -138,24 +140,37 @@ class Services:
             source: SliceSource = StoreSource(db) if nova is None else nova.source
             loader = SliceLoader(source, providers, cache)
             identity = IdentityResolver(
-                source, loader,
+                source,
+                loader,
                 coherence if nova is None else NovaCoherence(coherence, nova.generations),
                 shared_secret=settings.proxy_shared_secret,
                 trusted_proxies=settings.trusted_proxies,
                 max_remembered=settings.cache_max_entries,
                 stale_if_error=settings.stale_if_error,
                 tenant_of=None if nova is None else nova.source.project_of,
-            )  # fmt: skip
+            )
             stats = Statistics()
             if cache.shared is not None:
                 sink = RedisStatsSink(cache.shared.client, stats)
                 sink.start()
             yield cls(
-                settings, db, store, cache, coherence, loader, identity, stats,
-                HotAnswers(settings.cache_max_entries), BootPlanner(), admin_tokens(settings),
-                sink, waiters=waiters, wakeups=wakeups, vendor_data_outcomes=outcomes,
+                settings,
+                db,
+                store,
+                cache,
+                coherence,
+                loader,
+                identity,
+                stats,
+                HotAnswers(settings.cache_max_entries),
+                BootPlanner(),
+                admin_tokens(settings),
+                sink,
+                waiters=waiters,
+                wakeups=wakeups,
+                vendor_data_outcomes=outcomes,
                 nova=nova,
-            )  # fmt: skip
+            )
         finally:
             await stack.aclose()
             if session is not None:
@@ -179,8 +194,11 @@ def nova_bump(nova: NovaDeployment) -> Callable[[WriteEvent], Awaitable[None]]:
 def nova_settings(settings: Settings, nova: NovaDeployment) -> Settings:
     """In Nova mode nova.conf decides the signing secret and vendor data, as for Nova."""
     conf = nova.conf
-    targets = ({t.name: t.url for t in conf.vendordata_dynamic_targets}
-               if "DynamicJSON" in conf.vendordata_providers else {})  # fmt: skip
+    targets = (
+        {t.name: t.url for t in conf.vendordata_dynamic_targets}
+        if "DynamicJSON" in conf.vendordata_providers
+        else {}
+    )
     return replace(
         settings,
         proxy_shared_secret=conf.shared_secret,

@@ -136,8 +136,9 @@ async def list_instances(request: web.Request) -> web.Response:
         except InvalidDocument:
             raise BadRequest("marker must be an instance uuid") from None
     docs, next_marker = await request.app[SERVICES].store.list_documents(limit, marker)
-    return json_response({"instances": [document_to_json(d) for d in docs],
-                          "next_marker": next_marker})  # fmt: skip
+    return json_response(
+        {"instances": [document_to_json(d) for d in docs], "next_marker": next_marker}
+    )
 
 
 async def put_user_data(request: web.Request) -> web.Response:
@@ -172,8 +173,9 @@ async def get_user_data(request: web.Request) -> web.Response:
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return web.Response(status=304, headers={"ETag": etag})
-    return web.Response(body=user_data.data, content_type="application/octet-stream",
-                        headers={"ETag": etag})  # fmt: skip
+    return web.Response(
+        body=user_data.data, content_type="application/octet-stream", headers={"ETag": etag}
+    )
 
 
 async def delete_user_data(request: web.Request) -> web.Response:
@@ -200,8 +202,11 @@ async def restore_user_data(request: web.Request) -> web.Response:
     recorded = await request.app[SERVICES].store.restore_user_data(
         _uuid(request), version, _change(request)
     )
-    return web.Response(body=orjson.dumps(recorded.to_json()), content_type="application/json",
-                        headers={"ETag": recorded.etag} if recorded.etag else None)  # fmt: skip
+    return web.Response(
+        body=orjson.dumps(recorded.to_json()),
+        content_type="application/json",
+        headers={"ETag": recorded.etag} if recorded.etag else None,
+    )
 
 
 async def get_waiters(request: web.Request) -> web.Response:

@@ -87,8 +87,9 @@ class GuestService:
         self.recorder.record(request, key, caller, cost, started, response.content_length or 0)
         return response
 
-    async def identify(self, request: web.BaseRequest, cost: RequestCost,
-                       wanted: Wanted = nothing_more) -> Caller:  # fmt: skip
+    async def identify(
+        self, request: web.BaseRequest, cost: RequestCost, wanted: Wanted = nothing_more
+    ) -> Caller:
         """Who is asking; their instance takes one request from its rate-limit bucket."""
         caller = await self.identity.identify(request.remote or "", request.headers, cost, wanted)
         self.guard.admit(caller)

@@ -25,9 +25,15 @@ class Location:
 
 
 class CellDirectory:
-    def __init__(self, api: NovaDatabase | None, local: NovaDatabase | None, *,
-                 cell_template_base: str | None, max_remembered: int = 100_000,
-                 timeout: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api: NovaDatabase | None,
+        local: NovaDatabase | None,
+        *,
+        cell_template_base: str | None,
+        max_remembered: int = 100_000,
+        timeout: float = 2.0,
+    ) -> None:
         """`api` None: the per-cell mode, every instance is in `local`. Otherwise `local`
         (when configured) is where Nova falls back for an instance with no mapping."""
         self.api = api
@@ -51,9 +57,11 @@ class CellDirectory:
             return
         c = n.cell_mappings
         async with self.api.read() as conn:
-            rows = (await conn.execute(
-                select(c.c.id, c.c.uuid, c.c.name, c.c.database_connection).order_by(c.c.id)
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    select(c.c.id, c.c.uuid, c.c.name, c.c.database_connection).order_by(c.c.id)
+                )
+            ).all()
         for cell_id, uuid, name, connection in rows:
             if cell_id in self.cells or not connection:
                 continue
@@ -78,10 +86,13 @@ class CellDirectory:
         if known is None:
             m = n.instance_mappings
             async with self.api.read() as conn:
-                row = (await conn.execute(
-                    select(m.c.cell_id, m.c.project_id)
-                    .where(m.c.instance_uuid == uuid).limit(1)
-                )).first()  # fmt: skip
+                row = (
+                    await conn.execute(
+                        select(m.c.cell_id, m.c.project_id)
+                        .where(m.c.instance_uuid == uuid)
+                        .limit(1)
+                    )
+                ).first()
             if row is None:
                 # Nova logs a warning and reads its local [database] then.
                 return None if self.local is None else Location(self.local, None)

@@ -59,8 +59,9 @@ class _Reader:
             value = self.ini.last(deprecated, key)
         return value
 
-    def text(self, section: str, key: str, default: str | None = None,
-             deprecated: str | None = None) -> str | None:  # fmt: skip
+    def text(
+        self, section: str, key: str, default: str | None = None, deprecated: str | None = None
+    ) -> str | None:
         value = self.raw(section, key, deprecated)
         if value is None:
             return default
@@ -77,8 +78,9 @@ class _Reader:
             group, _, option = name.rpartition(".") if "." in name else (DEFAULT, "", name)
             found = self.ini.last(group, option)
             if found is None:
-                raise self.error(value, section, key, f"${{{name}}} names no option set in "
-                                                      "the nova config")  # fmt: skip
+                raise self.error(
+                    value, section, key, f"${{{name}}} names no option set in the nova config"
+                )
             return self.substitute(found, group, option, depth + 1)
 
         return _TEMPLATE.sub(replace, value.text)
@@ -94,8 +96,9 @@ class _Reader:
             return False
         raise self.error(value, section, key, f"expected true or false, got {value.text!r}")
 
-    def integer(self, section: str, key: str, default: int, minimum: int,
-                deprecated: str | None = None) -> int:  # fmt: skip
+    def integer(
+        self, section: str, key: str, default: int, minimum: int, deprecated: str | None = None
+    ) -> int:
         value = self.raw(section, key, deprecated)
         if value is None:
             return default
@@ -108,16 +111,16 @@ class _Reader:
             raise self.error(value, section, key, f"must be at least {minimum}, got {number}")
         return number
 
-    def items(self, section: str, key: str, default: Sequence[str],
-              deprecated: str | None = None) -> tuple[str, ...]:  # fmt: skip
+    def items(
+        self, section: str, key: str, default: Sequence[str], deprecated: str | None = None
+    ) -> tuple[str, ...]:
         """A ListOpt: comma-separated, each item stripped, empty items dropped."""
         text = self.text(section, key, None, deprecated)
         if text is None:
             return tuple(default)
         return tuple(item.strip() for item in text.split(",") if item.strip())
 
-    def error(self, value: Value | None, section: str, key: str, problem: str
-              ) -> InvalidSettings:  # fmt: skip
+    def error(self, value: Value | None, section: str, key: str, problem: str) -> InvalidSettings:
         where = value.origin if value is not None else ", ".join(self.ini.files)
         return InvalidSettings([f"nova config {where}: [{section}] {key}: {problem}"])
 
@@ -129,25 +132,39 @@ def load_nova_config(paths: Sequence[str]) -> NovaConfig:
     api_url = read.text("api_database", "connection")
     cell_url = read.text("database", "connection")
     if per_cell and not cell_url:
-        raise read.error(read.raw("database", "connection"), "database", "connection",
-                         "required when [api] local_metadata_per_cell = true")  # fmt: skip
+        raise read.error(
+            read.raw("database", "connection"),
+            "database",
+            "connection",
+            "required when [api] local_metadata_per_cell = true",
+        )
     if not per_cell and not api_url:
-        raise read.error(read.raw("api_database", "connection"), "api_database", "connection",
-                         "required to find each instance's cell (or set [api] "
-                         "local_metadata_per_cell = true and [database] connection)")  # fmt: skip
+        raise read.error(
+            read.raw("api_database", "connection"),
+            "api_database",
+            "connection",
+            "required to find each instance's cell (or set [api] "
+            "local_metadata_per_cell = true and [database] connection)",
+        )
     providers = read.items("api", "vendordata_providers", ["StaticJSON"], DEFAULT)
     for provider in providers:
         if provider not in VENDORDATA_PROVIDERS:
-            raise read.error(read.raw("api", "vendordata_providers", DEFAULT), "api",
-                             "vendordata_providers", f"unknown provider {provider!r} (Nova "
-                             "knows StaticJSON and DynamicJSON)")  # fmt: skip
+            raise read.error(
+                read.raw("api", "vendordata_providers", DEFAULT),
+                "api",
+                "vendordata_providers",
+                f"unknown provider {provider!r} (Nova knows StaticJSON and DynamicJSON)",
+            )
     targets = []
     for item in read.items("api", "vendordata_dynamic_targets", [], DEFAULT):
         name, at, url = item.partition("@")
         if not at or not name or not url.startswith(("http://", "https://")):
-            raise read.error(read.raw("api", "vendordata_dynamic_targets", DEFAULT), "api",
-                             "vendordata_dynamic_targets",
-                             f"expected name@http(s)://url, got {item!r}")  # fmt: skip
+            raise read.error(
+                read.raw("api", "vendordata_dynamic_targets", DEFAULT),
+                "api",
+                "vendordata_dynamic_targets",
+                f"expected name@http(s)://url, got {item!r}",
+            )
         targets.append(DynamicTarget(name, url))
     secret = read.text("neutron", "metadata_proxy_shared_secret", "")
     transport = read.text(DEFAULT, "transport_url")

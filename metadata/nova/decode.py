@@ -26,12 +26,18 @@ LEGACY_EXPOSED_VIF_TYPES = frozenset(
 )
 # nova/block_device.py: what a NULL root device name maps to.
 DEFAULT_BLOCK_DEVICE_MAPPING = (
-    ("ami", "sda1"), ("ephemeral0", "sda2"), ("root", "/dev/sda1"), ("swap", "sda3"),
-)  # fmt: skip
+    ("ami", "sda1"),
+    ("ephemeral0", "sda2"),
+    ("root", "/dev/sda1"),
+    ("swap", "sda3"),
+)
 BUS_TYPES = {
-    "PCIDeviceBus": "pci", "USBDeviceBus": "usb", "SCSIDeviceBus": "scsi",
-    "IDEDeviceBus": "ide", "XenDeviceBus": "xen",
-}  # fmt: skip
+    "PCIDeviceBus": "pci",
+    "USBDeviceBus": "usb",
+    "SCSIDeviceBus": "scsi",
+    "IDEDeviceBus": "ide",
+    "XenDeviceBus": "xen",
+}
 
 
 def json_text(text: str | None, what: str) -> Any:

@@ -91,9 +91,10 @@ class NovaDeployment:
         serving (the staleness bound holds), so it is named, not failed."""
         return {
             "databases": [str(d) for d in self.cells.databases],
-            "notifications": None if self.consumer is None else {
-                "broker": self.counters.broker, "connected": self.consumer.is_connected},
-        }  # fmt: skip
+            "notifications": None
+            if self.consumer is None
+            else {"broker": self.counters.broker, "connected": self.consumer.is_connected},
+        }
 
     @property
     def statements(self) -> int:
@@ -117,9 +118,13 @@ async def open_nova(
     if conf.cell_database_url:
         url = async_database_url(conf.cell_database_url, "[database] connection")
         local = NovaDatabase("local cell", url, timeout=settings.database_timeout)
-    cells = CellDirectory(api, local, cell_template_base=conf.cell_database_url,
-                          max_remembered=settings.cache_max_entries,
-                          timeout=settings.database_timeout)  # fmt: skip
+    cells = CellDirectory(
+        api,
+        local,
+        cell_template_base=conf.cell_database_url,
+        max_remembered=settings.cache_max_entries,
+        timeout=settings.database_timeout,
+    )
     try:
         for database in cells.databases:
             await database.wait_until_reachable(attempts=connect_attempts)
@@ -142,14 +147,19 @@ async def open_nova(
 def _consumer(deployment: NovaDeployment) -> NotificationConsumer | None:
     url = deployment.notification_url
     if not url:
-        log.warning("Nova notifications: no transport_url in the nova config; cached Nova "
-                    "data is bounded by nova_max_staleness only")  # fmt: skip
+        log.warning(
+            "Nova notifications: no transport_url in the nova config; cached Nova "
+            "data is bounded by nova_max_staleness only"
+        )
         return None
     try:
         return NotificationConsumer(
-            url, deployment.on_change, deployment.on_resync, deployment.counters,
+            url,
+            deployment.on_change,
+            deployment.on_resync,
+            deployment.counters,
             topics=deployment.conf.notification_topics,
-        )  # fmt: skip
+        )
     except InvalidSettings as exc:
         # e.g. cell0's `none:///`: no bus to follow, the staleness bound still holds.
         log.warning("Nova notifications: not followed (%s)", "; ".join(exc.problems))

@@ -46,10 +46,16 @@ class NovaDatabase:
         backend = make_url(url).get_backend_name()
         options: dict[str, Any] = {"hide_parameters": True}
         if backend != "sqlite":
-            connect = {"timeout": timeout} if backend == "postgresql" else {
-                "connect_timeout": timeout}  # fmt: skip
-            options.update(pool_size=10, max_overflow=20, pool_recycle=3600,
-                           pool_timeout=timeout, connect_args=connect)  # fmt: skip
+            connect = (
+                {"timeout": timeout} if backend == "postgresql" else {"connect_timeout": timeout}
+            )
+            options.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_recycle=3600,
+                pool_timeout=timeout,
+                connect_args=connect,
+            )
         self.engine: AsyncEngine = create_async_engine(
             url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
         )
@@ -58,8 +64,10 @@ class NovaDatabase:
 
     def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not is_select(statement):
-            raise WriteRefused(f"refused to send a non-SELECT statement to Nova's {self.name} "
-                               f"database: {statement[:40]!r}")  # fmt: skip
+            raise WriteRefused(
+                f"refused to send a non-SELECT statement to Nova's {self.name} "
+                f"database: {statement[:40]!r}"
+            )
         self.counter(conn, cursor, statement, *args)
 
     def __str__(self) -> str:
@@ -73,15 +81,17 @@ class NovaDatabase:
         except WriteRefused:
             raise
         except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"Nova {self.name} database unavailable: "
-                                   f"{type(exc).__name__}") from exc  # fmt: skip
+            raise StoreUnavailable(
+                f"Nova {self.name} database unavailable: {type(exc).__name__}"
+            ) from exc
 
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
 
-    async def wait_until_reachable(self, max_delay: float = 30.0,
-                                   attempts: int | None = None) -> None:  # fmt: skip
+    async def wait_until_reachable(
+        self, max_delay: float = 30.0, attempts: int | None = None
+    ) -> None:
         """At start: retry until the database answers, each failure logged with its reason
         (never a traceback); `attempts` bounds the tries (then StoreUnavailable)."""
         delay, tried = 0.5, 0
@@ -94,8 +104,13 @@ class NovaDatabase:
                 reason = exc.__cause__ or exc
                 if attempts is not None and tried >= attempts:
                     raise
-                log.warning("Nova %s unreachable (%s: %s); retrying in %.1f s", self,
-                            type(reason).__name__, reason, delay)  # fmt: skip
+                log.warning(
+                    "Nova %s unreachable (%s: %s); retrying in %.1f s",
+                    self,
+                    type(reason).__name__,
+                    reason,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
 

@@ -21,8 +21,9 @@ from metadata.store.events import WriteEvent
 
 
 class NovaGenerations:
-    def __init__(self, coherence: Coherence, max_staleness: float,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, coherence: Coherence, max_staleness: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self._coherence = coherence
         self._window = max(int(max_staleness * 1000), 1)
         self._clock = clock
@@ -76,8 +77,7 @@ class NovaCoherence(Coherence):
     async def epoch(self) -> int:
         return await self.inner.epoch()
 
-    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
-                       ) -> None:  # fmt: skip
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None) -> None:
         await self.inner.remember(epoch, uuid, generation, ip)
 
     async def written(self, event: Any) -> None:

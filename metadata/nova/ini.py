@@ -84,8 +84,12 @@ def parse_text(text: str, name: str, into: IniFiles) -> None:
             continue
         if line.startswith((" ", "\t")):
             if key is None:
-                raise InvalidSettings([f"nova config {name}, line {number}: a continuation "
-                                       "line with no option above it"])  # fmt: skip
+                raise InvalidSettings(
+                    [
+                        f"nova config {name}, line {number}: a continuation "
+                        "line with no option above it"
+                    ]
+                )
             lines.append(line.lstrip())
             continue
         if key is not None:
@@ -93,8 +97,9 @@ def parse_text(text: str, name: str, into: IniFiles) -> None:
             key = None
         if line.startswith("["):
             if not line.endswith("]") or len(line) <= 2:
-                raise InvalidSettings([f"nova config {name}, line {number}: "
-                                       f"malformed section header {line[:80]!r}"])  # fmt: skip
+                raise InvalidSettings(
+                    [f"nova config {name}, line {number}: malformed section header {line[:80]!r}"]
+                )
             section = normalise_section(line[1:-1])
             into.sections.setdefault(section, {})
         elif line.startswith(("#", ";")):
@@ -102,11 +107,13 @@ def parse_text(text: str, name: str, into: IniFiles) -> None:
         else:
             pair = _split_assignment(line)
             if pair is None or not pair[0]:
-                raise InvalidSettings([f"nova config {name}, line {number}: expected "
-                                       "'option = value'"])  # fmt: skip
+                raise InvalidSettings(
+                    [f"nova config {name}, line {number}: expected 'option = value'"]
+                )
             if section is None:
-                raise InvalidSettings([f"nova config {name}, line {number}: option "
-                                       f"{pair[0]!r} before any [section]"])  # fmt: skip
+                raise InvalidSettings(
+                    [f"nova config {name}, line {number}: option {pair[0]!r} before any [section]"]
+                )
             key, lines, start = pair[0], [pair[1]], number
     if key is not None:
         assign()

@@ -21,8 +21,13 @@ from metadata.store.store import Store
 
 def placeholder(uuid: str) -> dict[str, str]:
     """The smallest document the store accepts: it only anchors the overlay's rows."""
-    return {"uuid": uuid, "hostname": "nova-overlay", "name": "nova-overlay",
-            "project_id": "nova-overlay", "user_id": "nova-overlay"}  # fmt: skip
+    return {
+        "uuid": uuid,
+        "hostname": "nova-overlay",
+        "name": "nova-overlay",
+        "project_id": "nova-overlay",
+        "user_id": "nova-overlay",
+    }
 
 
 class UserDataOverlay:

@@ -13,7 +13,8 @@ cell = MetaData()
 api = MetaData()
 
 instances = Table(
-    "instances", cell,
+    "instances",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("uuid", String(36), nullable=False),
     Column("deleted", Integer),
@@ -33,25 +34,28 @@ instances = Table(
     Column("default_swap_device", String(255)),
     Column("launch_index", Integer),
     Column("user_data", Text),
-)  # fmt: skip
+)
 instance_metadata = Table(
-    "instance_metadata", cell,
+    "instance_metadata",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36)),
     Column("key", String(255)),
     Column("value", String(255)),
     Column("deleted", Integer),
-)  # fmt: skip
+)
 instance_system_metadata = Table(
-    "instance_system_metadata", cell,
+    "instance_system_metadata",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36), nullable=False),
     Column("key", String(255), nullable=False),
     Column("value", String(255)),
     Column("deleted", Integer),
-)  # fmt: skip
+)
 instance_extra = Table(
-    "instance_extra", cell,
+    "instance_extra",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36), nullable=False),
     Column("flavor", Text),
@@ -59,16 +63,18 @@ instance_extra = Table(
     Column("device_metadata", Text),
     Column("numa_topology", Text),
     Column("deleted", Integer),
-)  # fmt: skip
+)
 instance_info_caches = Table(
-    "instance_info_caches", cell,
+    "instance_info_caches",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36), nullable=False),
     Column("network_info", Text),
     Column("deleted", Integer),
-)  # fmt: skip
+)
 block_device_mapping = Table(
-    "block_device_mapping", cell,
+    "block_device_mapping",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36)),
     Column("source_type", String(255)),
@@ -79,32 +85,36 @@ block_device_mapping = Table(
     Column("volume_id", String(36)),
     Column("no_device", Boolean),
     Column("deleted", Integer),
-)  # fmt: skip
+)
 instance_id_mappings = Table(
-    "instance_id_mappings", cell,
+    "instance_id_mappings",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("uuid", String(36), nullable=False),
-)  # fmt: skip
+)
 s3_images = Table(
-    "s3_images", cell,
+    "s3_images",
+    cell,
     Column("id", Integer, primary_key=True),
     Column("uuid", String(36), nullable=False),
-)  # fmt: skip
+)
 
 instance_mappings = Table(
-    "instance_mappings", api,
+    "instance_mappings",
+    api,
     Column("id", Integer, primary_key=True),
     Column("instance_uuid", String(36), nullable=False),
     Column("cell_id", Integer),
     Column("project_id", String(255)),
     Column("queued_for_delete", Boolean),
-)  # fmt: skip
+)
 cell_mappings = Table(
-    "cell_mappings", api,
+    "cell_mappings",
+    api,
     Column("id", Integer, primary_key=True),
     Column("uuid", String(36), nullable=False),
     Column("name", String(255)),
     Column("database_connection", Text),
     Column("transport_url", Text),
     Column("disabled", Boolean),
-)  # fmt: skip
+)

@@ -48,8 +48,10 @@ def aggregated(row: Row, name: str) -> list[list[Any]]:
 
 def _ec2_number(table: Any, uuid: ColumnElement[Any], label: str) -> ColumnElement[Any]:
     return (
-        select(table.c.id).where(table.c.uuid == uuid).order_by(table.c.id).limit(1)
-    ).scalar_subquery().label(label)  # fmt: skip
+        (select(table.c.id).where(table.c.uuid == uuid).order_by(table.c.id).limit(1))
+        .scalar_subquery()
+        .label(label)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +74,46 @@ class NovaContext:
 def _core_columns(dialect: str) -> list[ColumnElement[Any]]:
     bdm = n.block_device_mapping
     return [
-        *(i.c[name] for name in (
-            "uuid", "display_name", "hostname", "project_id", "user_id", "availability_zone",
-            "launch_index", "image_ref", "kernel_id", "ramdisk_id", "reservation_id",
-            "root_device_name", "default_ephemeral_device", "default_swap_device")),
-        ie.c.flavor, ie.c.device_metadata, ie.c.numa_topology,
+        *(
+            i.c[name]
+            for name in (
+                "uuid",
+                "display_name",
+                "hostname",
+                "project_id",
+                "user_id",
+                "availability_zone",
+                "launch_index",
+                "image_ref",
+                "kernel_id",
+                "ramdisk_id",
+                "reservation_id",
+                "root_device_name",
+                "default_ephemeral_device",
+                "default_swap_device",
+            )
+        ),
+        ie.c.flavor,
+        ie.c.device_metadata,
+        ie.c.numa_topology,
         _ec2_number(n.instance_id_mappings, i.c.uuid, "ec2_instance"),
         _ec2_number(n.s3_images, i.c.image_ref, "ec2_image"),
         _ec2_number(n.s3_images, i.c.kernel_id, "ec2_kernel"),
         _ec2_number(n.s3_images, i.c.ramdisk_id, "ec2_ramdisk"),
-        select(json_rows(dialect, bdm.c.id, bdm.c.source_type, bdm.c.destination_type,
-                         bdm.c.guest_format, bdm.c.device_name))
+        select(
+            json_rows(
+                dialect,
+                bdm.c.id,
+                bdm.c.source_type,
+                bdm.c.destination_type,
+                bdm.c.guest_format,
+                bdm.c.device_name,
+            )
+        )
         .where((bdm.c.instance_uuid == i.c.uuid) & (bdm.c.deleted == 0))
-        .scalar_subquery().label("bdm_rows"),
-    ]  # fmt: skip
+        .scalar_subquery()
+        .label("bdm_rows"),
+    ]
 
 
 def _image_id(number: int | None, image: str | None, prefix: str) -> str | None:
@@ -144,8 +172,9 @@ def _metadata_columns(dialect: str) -> list[ColumnElement[Any]]:
     return [
         select(json_rows(dialect, m.c.key, m.c.value))
         .where((m.c.instance_uuid == i.c.uuid) & (m.c.deleted == 0))
-        .scalar_subquery().label("metadata_rows")
-    ]  # fmt: skip
+        .scalar_subquery()
+        .label("metadata_rows")
+    ]
 
 
 def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
@@ -154,31 +183,48 @@ def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
     return [
         select(json_rows(dialect, s.c.key, s.c.value))
         .where((s.c.instance_uuid == i.c.uuid) & s.c.key.like("password\\_%", escape="\\"))
-        .scalar_subquery().label("password_rows")
-    ]  # fmt: skip
+        .scalar_subquery()
+        .label("password_rows")
+    ]
 
 
 SLICES: dict[Slice, NovaSlice] = {
     s.slice: s
     for s in (
         NovaSlice(Slice.CORE, _core_columns, _core, extra=True),
-        NovaSlice(Slice.METADATA, _metadata_columns,
-                  lambda row, _: MetadataItems(
-                      {k: v for k, v in aggregated(row, "metadata_rows")})),
-        NovaSlice(Slice.KEYS, lambda _: [i.c.key_name, i.c.key_data, ie.c.keypairs],
-                  lambda row, _: decode.keys(row["key_name"], row["key_data"],
-                                             row["keypairs"]), extra=True),
-        NovaSlice(Slice.NETWORK, lambda _: [iic.c.network_info],
-                  lambda row, _: decode.network(row["network_info"]), info_cache=True),
-        NovaSlice(Slice.USER_DATA, lambda _: [i.c.user_data],
-                  lambda row, _: decode.user_data(row["user_data"])),
-        NovaSlice(Slice.PASSWORD, _password_columns,
-                  lambda row, _: Password(decode.password(
-                      (k, v) for k, v in aggregated(row, "password_rows")))),
+        NovaSlice(
+            Slice.METADATA,
+            _metadata_columns,
+            lambda row, _: MetadataItems({k: v for k, v in aggregated(row, "metadata_rows")}),
+        ),
+        NovaSlice(
+            Slice.KEYS,
+            lambda _: [i.c.key_name, i.c.key_data, ie.c.keypairs],
+            lambda row, _: decode.keys(row["key_name"], row["key_data"], row["keypairs"]),
+            extra=True,
+        ),
+        NovaSlice(
+            Slice.NETWORK,
+            lambda _: [iic.c.network_info],
+            lambda row, _: decode.network(row["network_info"]),
+            info_cache=True,
+        ),
+        NovaSlice(
+            Slice.USER_DATA,
+            lambda _: [i.c.user_data],
+            lambda row, _: decode.user_data(row["user_data"]),
+        ),
+        NovaSlice(
+            Slice.PASSWORD,
+            _password_columns,
+            lambda row, _: Password(
+                decode.password((k, v) for k, v in aggregated(row, "password_rows"))
+            ),
+        ),
         # Nova's static vendor data is global (nova.conf), never per instance.
         NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
     )
-}  # fmt: skip
+}
 
 
 def statement(uuid: str, names: frozenset[Slice], dialect: str) -> Select[Any]:
@@ -193,10 +239,12 @@ def statement(uuid: str, names: frozenset[Slice], dialect: str) -> Select[Any]:
     if any(d.info_cache for d in chosen):
         source = source.outerjoin(iic, (iic.c.instance_uuid == i.c.uuid) & (iic.c.deleted == 0))
     return (
-        select(*columns).select_from(source)
+        select(*columns)
+        .select_from(source)
         .where((i.c.uuid == uuid) & (i.c.deleted == 0))
-        .order_by(i.c.id).limit(1)
-    )  # fmt: skip
+        .order_by(i.c.id)
+        .limit(1)
+    )
 
 
 def decode_row(row: Row, names: frozenset[Slice], context: NovaContext) -> dict[Slice, Any]:

@@ -16,17 +16,25 @@ from metadata.records import InstanceDocument, Slice
 from metadata.sources.base import SliceRead
 
 SQL_SLICES = frozenset(
-    {Slice.CORE, Slice.METADATA, Slice.KEYS, Slice.NETWORK, Slice.USER_DATA, Slice.PASSWORD,
-     Slice.VENDOR_DATA}
-)  # fmt: skip
+    {
+        Slice.CORE,
+        Slice.METADATA,
+        Slice.KEYS,
+        Slice.NETWORK,
+        Slice.USER_DATA,
+        Slice.PASSWORD,
+        Slice.VENDOR_DATA,
+    }
+)
 
 
 class NovaSource:
     # Nova's databases cannot map an address to an instance (only Neutron can).
     identifies_by_address = False
 
-    def __init__(self, cells: CellDirectory, generations: NovaGenerations, dhcp_domain: str
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, cells: CellDirectory, generations: NovaGenerations, dhcp_domain: str
+    ) -> None:
         self.cells = cells
         self.generations = generations
         self.dhcp_domain = dhcp_domain
@@ -42,8 +50,9 @@ class NovaSource:
         generation = await self.generations.current(uuid)
         return await self._read_at(location, uuid, names, generation)
 
-    async def _read_at(self, location: Location, uuid: str, names: frozenset[Slice],
-                       generation: int) -> SliceRead | None:  # fmt: skip
+    async def _read_at(
+        self, location: Location, uuid: str, names: frozenset[Slice], generation: int
+    ) -> SliceRead | None:
         cell = location.cell
         query = statement(uuid, names & SQL_SLICES, cell.engine.dialect.name)
         async with cell.read() as conn:
@@ -87,7 +96,10 @@ async def nova_document(source: NovaSource, uuid: str) -> InstanceDocument:
         raise InstanceNotFound(f"no instance {uuid}")
     slices = found.slices
     return InstanceDocument(
-        core=slices[Slice.CORE], metadata=slices[Slice.METADATA], keys=slices[Slice.KEYS],
-        network=slices[Slice.NETWORK], vendor_data=slices[Slice.VENDOR_DATA],
+        core=slices[Slice.CORE],
+        metadata=slices[Slice.METADATA],
+        keys=slices[Slice.KEYS],
+        network=slices[Slice.NETWORK],
+        vendor_data=slices[Slice.VENDOR_DATA],
         user_data=slices[Slice.USER_DATA],
-    )  # fmt: skip
+    )

@@ -18,14 +18,12 @@ NOT_IN_NOVA = ("meta-data/mac", "meta-data/network/", "dynamic/")
 def _nova_ec2_leaf(leaf: Leaf) -> Leaf:
     if leaf.path == "meta-data/security-groups":
         # Only Neutron knows them: without it the leaf is unlisted rather than empty.
-        return replace(leaf, present=lambda v: bool(v.core.security_groups),
-                       present_needs=ec2.CORE)  # fmt: skip
+        return replace(leaf, present=lambda v: bool(v.core.security_groups), present_needs=ec2.CORE)
     return leaf
 
 
 def build_ec2_tree() -> Tree:
-    leaves = [_nova_ec2_leaf(leaf) for leaf in ec2.LEAVES
-              if not leaf.path.startswith(NOT_IN_NOVA)]  # fmt: skip
+    leaves = [_nova_ec2_leaf(leaf) for leaf in ec2.LEAVES if not leaf.path.startswith(NOT_IN_NOVA)]
     params = [p for p in ec2.PARAMS if p.name != "mac"]
     return Tree(leaves, params, "/{version}", token_by_default=True)
 
@@ -33,11 +31,13 @@ def build_ec2_tree() -> Tree:
 def build_openstack_tree(static_vendor_data: Mapping[str, Any], static_json: bool) -> Tree:
     """`static_json`: StaticJSON is among nova.conf's vendordata providers; without it Nova
     has no vendor_data.json."""
-    leaves = [leaf for leaf in openstack.build_tree(static_vendor_data).leaves
-              if static_json or leaf.path != "vendor_data.json"]  # fmt: skip
+    leaves = [
+        leaf
+        for leaf in openstack.build_tree(static_vendor_data).leaves
+        if static_json or leaf.path != "vendor_data.json"
+    ]
     # The rows are in the order Nova's _handle_version lists them.
-    return Tree(leaves, (), "/openstack/{version}", token_by_default=False,
-                sorted_listings=False)  # fmt: skip
+    return Tree(leaves, (), "/openstack/{version}", token_by_default=False, sorted_listings=False)
 
 
 def build_nova_matcher(static_vendor_data: Mapping[str, Any], static_json: bool) -> Matcher:

@@ -29,8 +29,12 @@ ASYNC_DRIVERS = {
 def _netloc_parts(netloc: str) -> dict[str, str | None]:
     """One `user:pass@host:port` of a multi-host URL, split as Nova's `_parse_netloc`."""
     userpass, _, hostport = netloc.partition("@") if "@" in netloc else ("", "", netloc)
-    parts: dict[str, str | None] = {"username": None, "password": None,
-                                    "hostname": None, "port": None}  # fmt: skip
+    parts: dict[str, str | None] = {
+        "username": None,
+        "password": None,
+        "hostname": None,
+        "port": None,
+    }
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
@@ -75,8 +79,9 @@ def expand_template(template: str, base: str | None) -> str:
                     subs[f"{key}{index}"] = value
         return template.format(**subs)
     except (ValueError, KeyError, IndexError) as exc:
-        log.error("cannot expand the cell mapping URL template %s: %s",
-                  mask_url_password(template), exc)  # fmt: skip
+        log.error(
+            "cannot expand the cell mapping URL template %s: %s", mask_url_password(template), exc
+        )
         return template
 
 
@@ -88,6 +93,5 @@ def async_database_url(url: str, where: str) -> str:
     driver = ASYNC_DRIVERS.get(scheme.lower())
     if driver is None:
         known = ", ".join(sorted(ASYNC_DRIVERS))
-        raise InvalidSettings([f"{where}: unsupported database driver {scheme!r} (known: "
-                               f"{known})"])  # fmt: skip
+        raise InvalidSettings([f"{where}: unsupported database driver {scheme!r} (known: {known})"])
     return f"{driver}://{rest}"

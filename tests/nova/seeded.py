@@ -32,34 +32,87 @@ def instance_uuid(number: int) -> str:
 
 
 def _flavor() -> str:
-    return json.dumps({"cur": {"nova_object.name": "Flavor", "nova_object.data": {
-        "id": 1, "name": "m1.peer", "memory_mb": 2048, "vcpus": 1, "root_gb": 20}},
-        "old": None, "new": None})  # fmt: skip
+    return json.dumps(
+        {
+            "cur": {
+                "nova_object.name": "Flavor",
+                "nova_object.data": {
+                    "id": 1,
+                    "name": "m1.peer",
+                    "memory_mb": 2048,
+                    "vcpus": 1,
+                    "root_gb": 20,
+                },
+            },
+            "old": None,
+            "new": None,
+        }
+    )
 
 
 def _keypairs(number: int) -> str:
-    return json.dumps({"nova_object.name": "KeyPairList", "nova_object.data": {"objects": [
-        {"nova_object.name": "KeyPair", "nova_object.data": {
-            "name": f"key-{number}", "type": "ssh",
-            "public_key": f"ssh-ed25519 AAAA{number} peer@example"}}]},
-        "nova_object.changes": ["objects"]})  # fmt: skip
+    return json.dumps(
+        {
+            "nova_object.name": "KeyPairList",
+            "nova_object.data": {
+                "objects": [
+                    {
+                        "nova_object.name": "KeyPair",
+                        "nova_object.data": {
+                            "name": f"key-{number}",
+                            "type": "ssh",
+                            "public_key": f"ssh-ed25519 AAAA{number} peer@example",
+                        },
+                    }
+                ]
+            },
+            "nova_object.changes": ["objects"],
+        }
+    )
 
 
 def _network_info(number: int) -> str:
-    return json.dumps([{
-        "id": f"e8e3efdc-3841-4020-8a5c-{number:012x}", "address": f"fa:16:3e:00:00:{number:02x}",
-        "network": {"id": "net-private-0001", "bridge": "br-int", "label": "private",
-                    "subnets": [{"cidr": "10.0.0.0/16", "version": 4,
-                                 "dns": [{"address": "8.8.8.8", "type": "dns"}],
-                                 "gateway": {"address": "10.0.0.1", "type": "gateway"},
-                                 "ips": [{"address": f"10.0.0.{10 + number}", "type": "fixed",
-                                          "version": 4, "floating_ips": [
-                                              {"address": f"172.24.0.{10 + number}",
-                                               "type": "floating"}]}],
-                                 "routes": [], "meta": {"dhcp_server": "10.0.0.2"}}],
-                    "meta": {"mtu": 1450, "tunneled": True}},
-        "type": "ovs", "details": {"port_filter": True}, "devname": f"tap3176dd06-{number:02x}",
-        "active": True, "vnic_type": "normal", "profile": None, "meta": {}}])  # fmt: skip
+    return json.dumps(
+        [
+            {
+                "id": f"e8e3efdc-3841-4020-8a5c-{number:012x}",
+                "address": f"fa:16:3e:00:00:{number:02x}",
+                "network": {
+                    "id": "net-private-0001",
+                    "bridge": "br-int",
+                    "label": "private",
+                    "subnets": [
+                        {
+                            "cidr": "10.0.0.0/16",
+                            "version": 4,
+                            "dns": [{"address": "8.8.8.8", "type": "dns"}],
+                            "gateway": {"address": "10.0.0.1", "type": "gateway"},
+                            "ips": [
+                                {
+                                    "address": f"10.0.0.{10 + number}",
+                                    "type": "fixed",
+                                    "version": 4,
+                                    "floating_ips": [
+                                        {"address": f"172.24.0.{10 + number}", "type": "floating"}
+                                    ],
+                                }
+                            ],
+                            "routes": [],
+                            "meta": {"dhcp_server": "10.0.0.2"},
+                        }
+                    ],
+                    "meta": {"mtu": 1450, "tunneled": True},
+                },
+                "type": "ovs",
+                "details": {"port_filter": True},
+                "devname": f"tap3176dd06-{number:02x}",
+                "active": True,
+                "vnic_type": "normal",
+                "profile": None,
+                "meta": {},
+            }
+        ]
+    )
 
 
 async def seed_nova(
@@ -72,33 +125,68 @@ async def seed_nova(
     async with api.begin() as conn:
         await conn.run_sync(n.api.create_all)
         # The cell's URL is a template, expanded against [database] connection as Nova does.
-        await conn.execute(insert(n.cell_mappings).values(
-            id=2, uuid=CELL1_UUID, name="cell1", transport_url="none:///",
-            database_connection="{scheme}:///" + str(tmp_path) + "/nova_cell1.db",
-            disabled=False))  # fmt: skip
-        await conn.execute(insert(n.instance_mappings), [
-            {"instance_uuid": u, "cell_id": 2, "project_id": f"project-{i}",
-             "queued_for_delete": False} for i, u in enumerate(uuids)])  # fmt: skip
+        await conn.execute(
+            insert(n.cell_mappings).values(
+                id=2,
+                uuid=CELL1_UUID,
+                name="cell1",
+                transport_url="none:///",
+                database_connection="{scheme}:///" + str(tmp_path) + "/nova_cell1.db",
+                disabled=False,
+            )
+        )
+        await conn.execute(
+            insert(n.instance_mappings),
+            [
+                {
+                    "instance_uuid": u,
+                    "cell_id": 2,
+                    "project_id": f"project-{i}",
+                    "queued_for_delete": False,
+                }
+                for i, u in enumerate(uuids)
+            ],
+        )
     await api.dispose()
     cell = create_async_engine(cell_url)
     async with cell.begin() as conn:
         await conn.run_sync(n.cell.create_all)
         for i, uuid in enumerate(uuids):
-            await conn.execute(insert(n.instances).values(
-                id=i + 1, uuid=uuid, deleted=0, project_id=f"project-{i}", user_id=f"user-{i}",
-                hostname=f"vm-{i:05d}", display_name=f"vm-{i:05d}",
-                image_ref="a1b2c3d4-0000-4000-8000-000000000001", kernel_id="", ramdisk_id="",
-                key_name=f"key-{i}", key_data=f"ssh-ed25519 AAAA{i} peer@example",
-                reservation_id=f"r-{i:08d}", availability_zone="nova",
-                root_device_name="/dev/vda", default_ephemeral_device="",
-                default_swap_device="", launch_index=0,
-                user_data=base64.b64encode(f"#cloud-config\nhostname: vm-{i}\n".encode()).decode()
-                if i != 1 else None))  # fmt: skip
-            await conn.execute(insert(n.instance_metadata), [
-                {"instance_uuid": uuid, "key": "role", "value": "web", "deleted": 0},
-                {"instance_uuid": uuid, "key": "index", "value": str(i), "deleted": 0},
-                {"instance_uuid": uuid, "key": "gone", "value": "x", "deleted": 99},
-            ])  # fmt: skip
+            await conn.execute(
+                insert(n.instances).values(
+                    id=i + 1,
+                    uuid=uuid,
+                    deleted=0,
+                    project_id=f"project-{i}",
+                    user_id=f"user-{i}",
+                    hostname=f"vm-{i:05d}",
+                    display_name=f"vm-{i:05d}",
+                    image_ref="a1b2c3d4-0000-4000-8000-000000000001",
+                    kernel_id="",
+                    ramdisk_id="",
+                    key_name=f"key-{i}",
+                    key_data=f"ssh-ed25519 AAAA{i} peer@example",
+                    reservation_id=f"r-{i:08d}",
+                    availability_zone="nova",
+                    root_device_name="/dev/vda",
+                    default_ephemeral_device="",
+                    default_swap_device="",
+                    launch_index=0,
+                    user_data=base64.b64encode(
+                        f"#cloud-config\nhostname: vm-{i}\n".encode()
+                    ).decode()
+                    if i != 1
+                    else None,
+                )
+            )
+            await conn.execute(
+                insert(n.instance_metadata),
+                [
+                    {"instance_uuid": uuid, "key": "role", "value": "web", "deleted": 0},
+                    {"instance_uuid": uuid, "key": "index", "value": str(i), "deleted": 0},
+                    {"instance_uuid": uuid, "key": "gone", "value": "x", "deleted": 99},
+                ],
+            )
             await conn.execute(
                 insert(n.instance_extra).values(
                     instance_uuid=uuid, deleted=0, flavor=_flavor(), keypairs=_keypairs(i)

@@ -93,7 +93,9 @@ def test_lists_quotes_continuations_and_interpolation(tmp_path: Path) -> None:
     conf = load_nova_config([write(tmp_path, "nova.conf", text)])
     assert conf.vendordata_providers == ("StaticJSON", "DynamicJSON")
     assert [(t.name, t.url) for t in conf.vendordata_dynamic_targets] == [
-        ("a", "http://vd-a.example/x"), ("b", "https://vd-b.example/y")]  # fmt: skip
+        ("a", "http://vd-a.example/x"),
+        ("b", "https://vd-b.example/y"),
+    ]
     assert conf.vendordata_jsonfile_path == "/var/lib/nova/vendor.json"
     assert conf.vendordata_dynamic_read_timeout == 7
     assert conf.dhcp_domain == "s3cret.example"
@@ -118,8 +120,10 @@ def test_per_cell_mode_needs_only_the_cell_database(tmp_path: Path) -> None:
     [
         ("[database]\nconnection = sqlite:///x\n", "[api_database] connection: required"),
         ("[api]\nlocal_metadata_per_cell = True\n", "[database] connection: required"),
-        (BASE + "[api]\nlocal_metadata_per_cell = maybe\n",
-         "[api] local_metadata_per_cell: expected true or false"),
+        (
+            BASE + "[api]\nlocal_metadata_per_cell = maybe\n",
+            "[api] local_metadata_per_cell: expected true or false",
+        ),
         (BASE + "[api]\nvendordata_providers = StaticJSON,Bogus\n", "unknown provider 'Bogus'"),
         (BASE + "[api]\nvendordata_dynamic_targets = nourl\n", "expected name@http(s)://url"),
         (BASE + "[api]\nvendordata_dynamic_connect_timeout = 1\n", "must be at least 3"),
@@ -130,7 +134,7 @@ def test_per_cell_mode_needs_only_the_cell_database(tmp_path: Path) -> None:
         ("[api]\njust words\n", "expected 'option = value'"),
         ("  indented\n", "continuation line"),
     ],
-)  # fmt: skip
+)
 def test_bad_configuration_names_file_section_and_option(
     tmp_path: Path, text: str, expected: str
 ) -> None:

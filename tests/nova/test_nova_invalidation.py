@@ -53,8 +53,9 @@ async def rename(nova: SeededNova, uuid: str, hostname: str) -> None:
     """What Nova's Instance.save() writes (the test's own engine, not the service's)."""
     engine = create_async_engine(nova.cell_url)
     async with engine.begin() as conn:
-        await conn.execute(update(n.instances).where(n.instances.c.uuid == uuid)
-                           .values(hostname=hostname))  # fmt: skip
+        await conn.execute(
+            update(n.instances).where(n.instances.c.uuid == uuid).values(hostname=hostname)
+        )
     await engine.dispose()
 
 
@@ -125,7 +126,10 @@ async def test_admin_reads_novas_instances_and_refuses_to_write_them(
         assert response.status == 200
         doc = await response.json()
         assert (doc["hostname"], doc["ec2_id"], doc["metadata"]) == (
-            "vm-00000.novalocal", "i-00000001", {"role": "web", "index": "0"})  # fmt: skip
+            "vm-00000.novalocal",
+            "i-00000001",
+            {"role": "web", "index": "0"},
+        )
         unknown = "00000000-0000-4000-8000-00000000dead"
         assert (await admin.get(f"/v1/instances/{unknown}")).status == 404
         for target in (uuid, unknown):

@@ -48,8 +48,11 @@ async def guest(aiohttp_client: AIOHTTP_CLIENT, nova_services: Services) -> Test
 
 
 def signed(uuid: str, tenant: str) -> dict[str, str]:
-    return {"X-Instance-ID": uuid, "X-Tenant-ID": tenant,
-            "X-Instance-ID-Signature": sign(SECRET, uuid)}  # fmt: skip
+    return {
+        "X-Instance-ID": uuid,
+        "X-Tenant-ID": tenant,
+        "X-Instance-ID-Signature": sign(SECRET, uuid),
+    }
 
 
 def statements(services: Services) -> int:
@@ -112,11 +115,22 @@ async def test_ec2_listing_is_novas_without_neutron_security_groups(
     status, body = await get(guest, "/latest/meta-data/", nova.uuids[0], 0)
     assert status == 200
     assert body.split("\n") == [
-        "ami-id", "ami-launch-index", "ami-manifest-path", "block-device-mapping/",
-        "hostname", "instance-action", "instance-id", "instance-type", "local-hostname",
-        "local-ipv4", "placement/", "public-hostname", "public-ipv4", "public-keys/",
+        "ami-id",
+        "ami-launch-index",
+        "ami-manifest-path",
+        "block-device-mapping/",
+        "hostname",
+        "instance-action",
+        "instance-id",
+        "instance-type",
+        "local-hostname",
+        "local-ipv4",
+        "placement/",
+        "public-hostname",
+        "public-ipv4",
+        "public-keys/",
         "reservation-id",
-    ]  # fmt: skip
+    ]
     assert (await get(guest, "/latest/meta-data/mac", nova.uuids[0], 0))[0] == 404
 
 
@@ -126,12 +140,25 @@ async def test_network_data_json_follows_novas_rules(
     status, body = await get(guest, "/openstack/latest/network_data.json", nova.uuids[0], 0)
     assert status == 200
     assert json.loads(body) == {
-        "links": [{"id": "tap3176dd06-00", "vif_id": "e8e3efdc-3841-4020-8a5c-000000000000",
-                   "type": "ovs", "mtu": None, "ethernet_mac_address": "fa:16:3e:00:00:00"}],
-        "networks": [{"id": "network0", "type": "ipv4_dhcp", "link": "tap3176dd06-00",
-                      "network_id": "net-private-0001"}],
+        "links": [
+            {
+                "id": "tap3176dd06-00",
+                "vif_id": "e8e3efdc-3841-4020-8a5c-000000000000",
+                "type": "ovs",
+                "mtu": None,
+                "ethernet_mac_address": "fa:16:3e:00:00:00",
+            }
+        ],
+        "networks": [
+            {
+                "id": "network0",
+                "type": "ipv4_dhcp",
+                "link": "tap3176dd06-00",
+                "network_id": "net-private-0001",
+            }
+        ],
         "services": [{"type": "dns", "address": "8.8.8.8"}],
-    }  # fmt: skip
+    }
 
 
 async def test_no_user_data_is_unlisted_and_404(
@@ -173,10 +200,15 @@ async def test_a_cold_cloud_init_boot_costs_at_most_four_statements(
 ) -> None:
     async def boot(number: int) -> int:
         before = statements(nova_services)
-        for path in ("/openstack", "/openstack/latest/meta_data.json",
-                     "/openstack/latest/user_data", "/openstack/latest/vendor_data.json",
-                     "/openstack/latest/vendor_data2.json", "/openstack/latest/network_data.json",
-                     "/latest/meta-data/instance-id"):  # fmt: skip
+        for path in (
+            "/openstack",
+            "/openstack/latest/meta_data.json",
+            "/openstack/latest/user_data",
+            "/openstack/latest/vendor_data.json",
+            "/openstack/latest/vendor_data2.json",
+            "/openstack/latest/network_data.json",
+            "/latest/meta-data/instance-id",
+        ):
             status, body = await get(guest, path, nova.uuids[number], number)
             assert status == 200, (path, body)
         return statements(nova_services) - before
@@ -200,9 +232,11 @@ async def test_nova_engines_refuse_anything_but_select(nova_services: Services) 
 async def test_a_bad_nova_config_stops_the_start_naming_the_option(tmp_path: Path) -> None:
     conf = tmp_path / "nova.conf"
     conf.write_text("[api]\nlocal_metadata_per_cell = sometimes\n", encoding="utf-8")
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db",
-                        admin_tokens={"admin": "test-admin-token-0123456789"},
-                        nova_config=(str(conf),))  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db",
+        admin_tokens={"admin": "test-admin-token-0123456789"},
+        nova_config=(str(conf),),
+    )
     with pytest.raises(InvalidSettings, match=r"\[api\] local_metadata_per_cell"):
         async with Services.open(settings):
             pass

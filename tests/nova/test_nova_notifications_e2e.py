@@ -50,9 +50,11 @@ def vhost() -> Iterator[str]:
 
 
 async def test_a_change_saved_by_novas_objects_is_served_at_the_next_read(
-    vhost: str, new_nova_cloud: Callable[..., NovaCloud], tmp_path: Path,
+    vhost: str,
+    new_nova_cloud: Callable[..., NovaCloud],
+    tmp_path: Path,
     aiohttp_client: AIOHTTP_CLIENT,
-) -> None:  # fmt: skip
+) -> None:
     cloud = new_nova_cloud("mysql", notification_url=broker.transport_url(vhost))
     settings = nova_mode_settings(cloud.config_path, tmp_path, nova_max_staleness=3600)
     async with Services.open(settings) as services:
@@ -70,9 +72,12 @@ async def test_a_change_saved_by_novas_objects_is_served_at_the_next_read(
 
         assert (await meta()).get("role") != "changed-by-nova"
         saved = await asyncio.to_thread(
-            run_in_nova, SAVE_METADATA, [str(cloud.config_path), instance.uuid],
-            venv=cloud.venv, config_dir=cloud.folder,
-        )  # fmt: skip
+            run_in_nova,
+            SAVE_METADATA,
+            [str(cloud.config_path), instance.uuid],
+            venv=cloud.venv,
+            config_dir=cloud.folder,
+        )
         published = time.perf_counter()
         assert json.loads(saved)["role"] == "changed-by-nova"
         # Polled: the news comes from another process through the broker.

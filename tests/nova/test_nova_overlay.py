@@ -62,10 +62,12 @@ async def test_if_match_and_history_work_as_in_store_mode(clients: Clients) -> N
     uuid = nova.uuids[0]
     first = await admin.put(f"/v1/instances/{uuid}/user-data", data=b"one")
     stale = first.headers["ETag"]
-    assert (await admin.put(f"/v1/instances/{uuid}/user-data", data=b"two",
-                            headers={"If-Match": stale})).status == 204  # fmt: skip
-    refused = await admin.put(f"/v1/instances/{uuid}/user-data", data=b"three",
-                              headers={"If-Match": stale})  # fmt: skip
+    assert (
+        await admin.put(f"/v1/instances/{uuid}/user-data", data=b"two", headers={"If-Match": stale})
+    ).status == 204
+    refused = await admin.put(
+        f"/v1/instances/{uuid}/user-data", data=b"three", headers={"If-Match": stale}
+    )
     assert refused.status == 412
     history = await (await admin.get(f"/v1/instances/{uuid}/user-data/history")).json()
     assert len(history["history"]) == 2

@@ -64,13 +64,16 @@ async def test_every_path_answers_as_novas_own_app(
 ) -> None:
     _, guest = ours
     instance = nova_cloud_mysql.instance(name)
-    identity = Identity(instance.uuid, instance.project_id, nova_cloud_mysql.shared_secret,
-                        instance.address)  # fmt: skip
+    identity = Identity(
+        instance.uuid, instance.project_id, nova_cloud_mysql.shared_secret, instance.address
+    )
     mine, theirs = await crawl_both(str(guest.make_url("")), nova_metadata_app.base_url, identity)
     differences = compare(mine, theirs, {**DELIBERATE_DIFFERENCES, **PER_INSTANCE.get(name, {})})
     deliberate = [d for d in differences if d.is_deliberate]
-    print(f"\n{name}: {len(set(mine.answers) | set(theirs.answers))} paths, "
-          f"{len(deliberate)} deliberately different")  # fmt: skip
+    print(
+        f"\n{name}: {len(set(mine.answers) | set(theirs.answers))} paths, "
+        f"{len(deliberate)} deliberately different"
+    )
     for d in unexplained(differences):
         print(f"  {d.path} {d.what}: ours={d.ours!r} nova={d.theirs!r}")
     assert unexplained(differences) == []

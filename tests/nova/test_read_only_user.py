@@ -80,9 +80,15 @@ async def test_nova_mode_serves_every_instance_with_select_only(
         assert services.nova.statements > 0
 
 
-BOOT = ("/openstack", "/openstack/latest/meta_data.json", "/openstack/latest/user_data",
-        "/openstack/latest/vendor_data.json", "/openstack/latest/vendor_data2.json",
-        "/openstack/latest/network_data.json", "/latest/meta-data/instance-id")  # fmt: skip
+BOOT = (
+    "/openstack",
+    "/openstack/latest/meta_data.json",
+    "/openstack/latest/user_data",
+    "/openstack/latest/vendor_data.json",
+    "/openstack/latest/vendor_data2.json",
+    "/openstack/latest/network_data.json",
+    "/latest/meta-data/instance-id",
+)
 
 
 async def test_statements_counted_by_mariadb_cold_leaf_cold_boot_and_warm(
