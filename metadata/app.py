@@ -18,7 +18,6 @@ from metadata.logs import IS_GUEST_APP, AccessLog, GuestAccessLog, access_logger
 from metadata.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
-GUEST = web.AppKey("guest", GuestService)
 
 
 def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEntry:
@@ -27,12 +26,11 @@ def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEn
 
 
 def build_guest_app(services: Services) -> web.Application:
-    """The guest listener's entry point inside an Application, for in-process use (tests,
-    previews); `serve` runs the same entry on aiohttp's low-level server."""
+    """The guest listener's entry point inside an Application, for in-process use (the
+    tests); `serve` runs the same entry on aiohttp's low-level server."""
     entry = build_guest_entry(services)
     app = web.Application(client_max_size=GUEST_MAX_BODY)
     app[SERVICES] = services
-    app[GUEST] = entry.guest
     app[IS_GUEST_APP] = True
     app.router.add_route("*", "/{tail:.*}", entry.__call__)
     return app

@@ -33,12 +33,10 @@ FlightKey = tuple[str, int | None]  # (uuid, write epoch of identity's reads; No
 class RequestCost:
     """What one request cost: filled in along the way, read by statistics."""
 
-    __slots__ = ("cold", "db_statements", "slices_cached", "slices_loaded")
+    __slots__ = ("cold", "db_statements")
 
     def __init__(self) -> None:
         self.db_statements = 0
-        self.slices_loaded = 0
-        self.slices_cached = 0
         self.cold = False
 
 
@@ -85,7 +83,6 @@ class SliceLoader:
         found = await self._source.read(uuid, frozenset(read))
         if cost is not None:
             cost.db_statements += 1
-            cost.slices_loaded += len(read)
         if found is None:
             raise InstanceNotFound("no such instance")
         loaded = dict(found.slices)
@@ -150,8 +147,6 @@ class SliceLoader:
         """The needed slices and the generation they belong to (newer than asked when a
         write landed in between: then everything comes from that newer generation)."""
         found = await self.cache.get_many(uuid, generation, needs)
-        if cost is not None:
-            cost.slices_cached += len(found)
         missing = needs - found.keys()
         if not missing:
             return found, generation
@@ -238,7 +233,6 @@ class SliceLoader:
             found = await self._source.read_by_address(address, names)
             if cost is not None:
                 cost.db_statements += 1
-                cost.slices_loaded += len(names)
             if len(found) == 1:
                 await self.cache.set_many(found[0].uuid, found[0].generation, found[0].slices)
             if on_read is not None:
