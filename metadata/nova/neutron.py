@@ -75,8 +75,8 @@ class NeutronSecurityGroups:
         self._max_remembered = max_remembered
         self._last_warned: dict[str, float] = {}
 
-    async def of_instance(self, uuid: str) -> tuple[str, ...]:
-        """The instance's group names; on failure the last answer, or ()."""
+    async def of_instance(self, uuid: str) -> tuple[str, ...] | None:
+        """The instance's group names; on failure the last answer, or None."""
         try:
             async with asyncio.timeout(self.timeout), self._slots:
                 names = await self._ask(uuid)
@@ -149,7 +149,7 @@ class NeutronSecurityGroups:
         while len(self._last) > self._max_remembered:
             self._last.popitem(last=False)
 
-    def _failed(self, uuid: str, outcome: str, detail: str) -> tuple[str, ...]:
+    def _failed(self, uuid: str, outcome: str, detail: str) -> tuple[str, ...] | None:
         self.outcomes[outcome] += 1
         last = self._last.get(uuid)
         if last is not None:
@@ -159,4 +159,4 @@ class NeutronSecurityGroups:
             self._last_warned[outcome] = now
             served = "the last answer" if last is not None else "no security groups"
             log.warning("Neutron security groups (%s): %s; serving %s", outcome, detail, served)
-        return last if last is not None else ()
+        return last

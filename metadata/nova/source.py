@@ -62,7 +62,7 @@ class NovaSource:
     ) -> SliceRead | None:
         cell = location.cell
         query = statement(uuid, names & SQL_SLICES, cell.engine.dialect.name)
-        groups: asyncio.Task[tuple[str, ...]] | None = None
+        groups: asyncio.Task[tuple[str, ...] | None] | None = None
         if Slice.CORE in names and self.neutron is not None:
             # Asked beside the SELECT, not after it: a cold read waits for the slower one.
             groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
@@ -79,9 +79,9 @@ class NovaSource:
             return None
         context = NovaContext(self.dhcp_domain, generation)
         slices: dict[Slice, Any] = decode_row(row, names & SQL_SLICES, context)
-        if groups is not None:
+        if groups is not None and (names_found := await groups) is not None:
             slices[Slice.CORE] = dataclasses.replace(
-                slices[Slice.CORE], security_groups=await groups
+                slices[Slice.CORE], security_groups=names_found, security_groups_known=True
             )
         if Slice.USER_DATA in slices and self.overlay is not None:
             # One statement on the service's own database, never on Nova's.
