@@ -1,11 +1,12 @@
 """A loopback Keystone v3 and Neutron, just the endpoints Nova's security-group look-up uses
 (no Neutron runs on this machine): POST /identity/v3/auth/tokens, and under /network
 GET /v2.0/ports and GET /v2.0/security-groups with Neutron's `fields` and list filters.
-Requests are recorded; `failing` makes Neutron answer 503, `revoke()` makes the tokens
-issued so far answer 401."""
+Requests are recorded; `failing` makes Neutron answer 503, `hold` makes it not answer,
+`revoke()` makes the tokens issued so far answer 401."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
 from collections.abc import AsyncIterator
@@ -26,6 +27,8 @@ class FakeNeutron:
     # group id -> name
     groups: dict[str, str] = field(default_factory=dict)
     failing: bool = False
+    # Set: Neutron holds every GET until the event is set (a Neutron that does not answer).
+    hold: asyncio.Event | None = None
     token_lifetime: datetime.timedelta = datetime.timedelta(hours=1)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path_qs)
     base_url: str = ""
@@ -96,6 +99,8 @@ class FakeNeutron:
         return None
 
     async def list_ports(self, request: web.Request) -> web.Response:
+        if self.hold is not None:
+            await self.hold.wait()
         refused = self._refusal(request)
         if refused is not None:
             return refused
@@ -142,4 +147,6 @@ async def fake_neutron() -> AsyncIterator[FakeNeutron]:
     try:
         yield fake
     finally:
+        if fake.hold is not None:
+            fake.hold.set()
         await server.close()

@@ -4,6 +4,8 @@ ports, then their groups. Against a loopback Keystone + Neutron (tests/nova/fake
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from metadata.admin.routes import build_admin_app
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.errors import InvalidSettings
 from metadata.nova.conf import load_nova_config
 from metadata.services import Services
-from tests.conftest import AIOHTTP_CLIENT
+from tests.conftest import ADMIN_TOKEN, AIOHTTP_CLIENT
 from tests.nova.fake_neutron import FakeNeutron, fake_neutron
 from tests.nova.seeded import SeededNova, seed_nova
 from tests.nova.test_nova_mode import get, statements
@@ -135,8 +138,6 @@ async def test_one_token_serves_many_requests_and_a_refused_one_is_replaced(
 async def test_a_token_about_to_expire_is_renewed_before_use(
     guest: TestClient[Any, Any], nova: SeededNova, neutron: FakeNeutron
 ) -> None:
-    import datetime
-
     neutron.token_lifetime = datetime.timedelta(seconds=30)  # inside the renewal margin
     for number, uuid in enumerate(nova.uuids[:2]):
         neutron.serve_names(uuid, ["default"])
@@ -168,6 +169,24 @@ async def test_neutron_down_leaves_the_leaf_out_or_serves_the_last_answer_never_
     neutron.failing = False
     await services.nova.on_change(unknown, "changed")
     assert await get(guest, LEAF, unknown, 3) == (200, "db")
+
+
+async def test_a_neutron_that_does_not_answer_is_given_up_after_its_timeout(
+    nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    neutron.serve_names(nova.uuids[0], ["default"])
+    neutron.hold = asyncio.Event()
+    async with Services.open(settings(nova, tmp_path, neutron.conf(timeout="1"))) as opened:
+        guest = await aiohttp_client(build_guest_app(opened))
+        assert (await get(guest, LEAF, nova.uuids[0], 0))[0] == 404
+        assert (await get(guest, "/latest/meta-data/hostname", nova.uuids[0], 0))[0] == 200
+        admin = await aiohttp_client(
+            build_admin_app(opened), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        metrics = await (await admin.get("/metrics")).text()
+    assert 'metadata_nova_neutron_requests_total{outcome="timeout"} 1.0' in metrics
+    assert 'metadata_nova_neutron_requests_total{outcome="ok"} 0.0' in metrics
+    assert "metadata_nova_keystone_tokens_total 1.0" in metrics
 
 
 async def test_a_cold_leaf_and_a_cold_boot_cost_the_same_statements_with_neutron(
