@@ -60,6 +60,9 @@ class InstanceCore:
     region: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     instance_metadata_tags: bool = False
+    # False: nothing could say which security groups the instance has (Nova mode without
+    # Neutron, or Neutron unreachable with no earlier answer); Nova mode then unlists them.
+    security_groups_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from metadata.admin.responses import json_response
+from metadata.nova.neutron import OUTCOMES as NEUTRON_OUTCOMES
 from metadata.providers.dynamic_vendor_data import OUTCOMES
 from metadata.services import SERVICES, Services
 from metadata.stats import BUCKETS_S, PathStats, StatsKey
@@ -118,6 +119,21 @@ class StatsCollector(Collector):
             "Re-validations of everything cached (broker reconnects)",
             value=nova.resyncs,
         )
+        if nova.neutron is not None:
+            groups = CounterMetricFamily(
+                "metadata_nova_neutron_requests",
+                "Security-group look-ups in Neutron's API, by outcome (stale: a failure "
+                "answered with the instance's last groups)",
+                labels=["outcome"],
+            )
+            for outcome in NEUTRON_OUTCOMES:
+                groups.add_metric([outcome], nova.neutron.outcomes[outcome])
+            yield groups
+            yield CounterMetricFamily(
+                "metadata_nova_keystone_tokens",
+                "Keystone tokens requested for Neutron",
+                value=nova.neutron.keystone.token_requests,
+            )
 
     def vendor_data_requests(self) -> Iterator[Any]:
         """POSTs to dynamic vendor-data services by outcome; every configured target shows

@@ -29,6 +29,26 @@ class DynamicTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class NeutronAuth:
+    """`[neutron]`'s Keystone password credentials (keystoneauth's `password`/`v3password`
+    options) and adapter options: how Nova reaches Neutron's API."""
+
+    auth_url: str
+    username: str
+    password: str
+    project_name: str | None
+    project_id: str | None
+    user_domain_name: str | None
+    user_domain_id: str | None
+    project_domain_name: str | None
+    project_domain_id: str | None
+    region_name: str | None
+    valid_interfaces: tuple[str, ...]
+    endpoint_override: str | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class NovaConfig:
     files: tuple[str, ...]
     api_database_url: str | None
@@ -45,6 +65,8 @@ class NovaConfig:
     transport_url: str | None
     notification_transport_url: str | None
     notification_topics: tuple[str, ...]
+    # None: no Keystone credentials in [neutron]; security groups are then unlisted.
+    neutron: NeutronAuth | None = None
 
 
 class _Reader:
@@ -192,4 +214,112 @@ def load_nova_config(paths: Sequence[str]) -> NovaConfig:
         notification_topics=read.items(
             "notifications", "versioned_notifications_topics", ["versioned_notifications"]
         ),
+        neutron=_neutron_auth(read),
+    )
+
+
+_PASSWORD_PLUGINS = frozenset({"password", "v3password"})
+_INTERFACES = frozenset({"public", "internal", "admin"})
+# keystoneauth's own default when [neutron] sets no timeout is none at all; a guest's
+# request must not wait on Neutron without bound.
+NEUTRON_TIMEOUT_DEFAULT = 5.0
+
+
+def _neutron_auth(read: _Reader) -> NeutronAuth | None:
+    """`[neutron]` as keystoneauth's conf loading reads it; None without `auth_type`."""
+    section = "neutron"
+    # auth_plugin: keystoneauth's deprecated name of auth_type.
+    plugin = read.text(section, "auth_type") or read.text(section, "auth_plugin")
+    if not plugin:
+        return None
+    if plugin not in _PASSWORD_PLUGINS:
+        raise read.error(
+            read.raw(section, "auth_type") or read.raw(section, "auth_plugin"),
+            section,
+            "auth_type",
+            f"unsupported {plugin!r} (this service reads password and v3password)",
+        )
+
+    def required(key: str) -> str:
+        value = read.text(section, key)
+        if not value:
+            raise read.error(
+                read.raw(section, key), section, key, f"required by auth_type = {plugin}"
+            )
+        return value
+
+    auth_url = required("auth_url")
+    if not auth_url.startswith(("http://", "https://")):
+        raise read.error(
+            read.raw(section, "auth_url"), section, "auth_url", f"not an http(s) URL: {auth_url!r}"
+        )
+    username = required("username")
+    password = required("password")
+
+    def optional(key: str) -> str | None:
+        return read.text(section, key) or None
+
+    project_name, project_id = optional("project_name"), optional("project_id")
+    if not project_name and not project_id:
+        raise read.error(
+            read.raw(section, "project_name"),
+            section,
+            "project_name",
+            "project_name or project_id is required (Nova's token is project scoped)",
+        )
+    default_domain_name = optional("default_domain_name")
+    default_domain_id = optional("default_domain_id")
+    user_domain_name = optional("user_domain_name") or default_domain_name
+    user_domain_id = optional("user_domain_id") or default_domain_id
+    if not user_domain_name and not user_domain_id:
+        raise read.error(
+            read.raw(section, "user_domain_name"),
+            section,
+            "user_domain_name",
+            "user_domain_name or user_domain_id is required with username",
+        )
+    project_domain_name = optional("project_domain_name") or default_domain_name
+    project_domain_id = optional("project_domain_id") or default_domain_id
+    if project_name and not project_id and not project_domain_name and not project_domain_id:
+        raise read.error(
+            read.raw(section, "project_domain_name"),
+            section,
+            "project_domain_name",
+            "project_domain_name or project_domain_id is required with project_name",
+        )
+    interfaces = tuple(
+        item.removesuffix("URL")
+        for item in read.items(section, "valid_interfaces", ["internal", "public"])
+    )
+    for interface in interfaces:
+        if interface not in _INTERFACES:
+            raise read.error(
+                read.raw(section, "valid_interfaces"),
+                section,
+                "valid_interfaces",
+                f"unknown interface {interface!r} (public, internal or admin)",
+            )
+    override = optional("endpoint_override")
+    if override is not None and not override.startswith(("http://", "https://")):
+        raise read.error(
+            read.raw(section, "endpoint_override"),
+            section,
+            "endpoint_override",
+            f"not an http(s) URL: {override!r}",
+        )
+    timeout = read.integer(section, "timeout", 0, 0)
+    return NeutronAuth(
+        auth_url=auth_url,
+        username=username,
+        password=password,
+        project_name=project_name,
+        project_id=project_id,
+        user_domain_name=user_domain_name,
+        user_domain_id=user_domain_id,
+        project_domain_name=project_domain_name,
+        project_domain_id=project_domain_id,
+        region_name=optional("region_name"),
+        valid_interfaces=interfaces or ("internal", "public"),
+        endpoint_override=override,
+        timeout=float(timeout) if timeout else NEUTRON_TIMEOUT_DEFAULT,
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 
 from metadata.coherence import Coherence
@@ -19,6 +20,7 @@ from metadata.nova.cells import CellDirectory
 from metadata.nova.conf import NovaConfig, load_nova_config
 from metadata.nova.engines import NovaDatabase
 from metadata.nova.generations import NovaGenerations
+from metadata.nova.neutron import NeutronSecurityGroups, open_neutron_session
 from metadata.nova.notifications import NotificationConsumer
 from metadata.nova.notifications_counters import NotificationCounters
 from metadata.nova.source import NovaSource
@@ -59,6 +61,8 @@ class NovaDeployment:
     # None: no notification transport configured (only the staleness bound applies).
     consumer: NotificationConsumer | None = None
     counters: NotificationCounters = field(default_factory=NotificationCounters)
+    # [neutron] Keystone credentials given: security groups asked of Neutron's API.
+    neutron: NeutronSecurityGroups | None = None
 
     @property
     def notification_url(self) -> str | None:
@@ -112,6 +116,7 @@ async def open_nova(
     if settings.nova_notification_url:
         conf = _with_notification_url(conf, settings.nova_notification_url)
     api = local = None
+    session: aiohttp.ClientSession | None = None
     if conf.api_database_url and not conf.local_metadata_per_cell:
         url = async_database_url(conf.api_database_url, "[api_database] connection")
         api = NovaDatabase("API", url, timeout=settings.database_timeout)
@@ -132,14 +137,26 @@ async def open_nova(
         generations = NovaGenerations(coherence, settings.nova_max_staleness)
         source = NovaSource(cells, generations, conf.dhcp_domain)
         deployment = NovaDeployment(conf, cells, generations, source, static_vendor_data(conf))
+        if conf.neutron is not None:
+            session = open_neutron_session()
+            deployment.neutron = NeutronSecurityGroups(
+                conf.neutron, session, settings.cache_max_entries
+            )
+            source.neutron = deployment.neutron
+        else:
+            log.info("Nova: no Keystone credentials in [neutron]; security-groups is unlisted")
         deployment.consumer = _consumer(deployment)
-        if deployment.consumer is not None:
-            await deployment.consumer.start()
         try:
-            yield deployment
-        finally:
             if deployment.consumer is not None:
-                await deployment.consumer.stop()
+                await deployment.consumer.start()
+            try:
+                yield deployment
+            finally:
+                if deployment.consumer is not None:
+                    await deployment.consumer.stop()
+        finally:
+            if session is not None:
+                await session.close()
     finally:
         await cells.dispose()
 

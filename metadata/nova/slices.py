@@ -146,8 +146,10 @@ def _core(row: Row, context: NovaContext) -> InstanceCore:
         ramdisk_id=_image_id(row["ec2_ramdisk"], row["ramdisk_id"], "ari"),
         reservation_id=row["reservation_id"],
         flavor=decode.flavor(row["flavor"]),
-        # Only Neutron knows an instance's security groups: unlisted without it.
+        # Only Neutron knows an instance's security groups (the source asks it when
+        # [neutron] has credentials): unlisted without it.
         security_groups=(),
+        security_groups_known=False,
         block_device_mapping=decode.block_device_mapping(
             row["root_device_name"],
             row["default_ephemeral_device"],

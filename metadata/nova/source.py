@@ -7,9 +7,14 @@ own (`metadata.nova.generations`): Nova has none.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from typing import Any
+
 from metadata.errors import InstanceNotFound
 from metadata.nova.cells import CellDirectory, Location
 from metadata.nova.generations import NovaGenerations
+from metadata.nova.neutron import NeutronSecurityGroups
 from metadata.nova.overlay import UserDataOverlay
 from metadata.nova.slices import NovaContext, decode_row, statement
 from metadata.records import InstanceDocument, Slice
@@ -40,6 +45,8 @@ class NovaSource:
         self.dhcp_domain = dhcp_domain
         # The service's own user-data overlay (None: Nova's user data only).
         self.overlay: UserDataOverlay | None = None
+        # Neutron's API ([neutron] credentials): CORE's security groups. None: unlisted.
+        self.neutron: NeutronSecurityGroups | None = None
 
     async def read(self, uuid: str, names: frozenset[Slice]) -> SliceRead | None:
         location = await self.cells.locate(uuid)
@@ -55,12 +62,27 @@ class NovaSource:
     ) -> SliceRead | None:
         cell = location.cell
         query = statement(uuid, names & SQL_SLICES, cell.engine.dialect.name)
-        async with cell.read() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        groups: asyncio.Task[tuple[str, ...] | None] | None = None
+        if Slice.CORE in names and self.neutron is not None:
+            # Asked beside the SELECT, not after it: a cold read waits for the slower one.
+            groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
+        try:
+            async with cell.read() as conn:
+                row = (await conn.execute(query)).mappings().first()
+        except BaseException:
+            if groups is not None:
+                groups.cancel()
+            raise
         if row is None:
+            if groups is not None:
+                groups.cancel()
             return None
         context = NovaContext(self.dhcp_domain, generation)
-        slices = decode_row(row, names & SQL_SLICES, context)
+        slices: dict[Slice, Any] = decode_row(row, names & SQL_SLICES, context)
+        if groups is not None and (names_found := await groups) is not None:
+            slices[Slice.CORE] = dataclasses.replace(
+                slices[Slice.CORE], security_groups=names_found, security_groups_known=True
+            )
         if Slice.USER_DATA in slices and self.overlay is not None:
             # One statement on the service's own database, never on Nova's.
             overlay = await self.overlay.current(uuid)

@@ -17,8 +17,9 @@ NOT_IN_NOVA = ("meta-data/mac", "meta-data/network/", "dynamic/")
 
 def _nova_ec2_leaf(leaf: Leaf) -> Leaf:
     if leaf.path == "meta-data/security-groups":
-        # Only Neutron knows them: without it the leaf is unlisted rather than empty.
-        return replace(leaf, present=lambda v: bool(v.core.security_groups), present_needs=ec2.CORE)
+        # Only Neutron knows them: without its answer the leaf is unlisted rather than
+        # empty; with it, listed as Nova lists it, even with no group (an empty body).
+        return replace(leaf, present=lambda v: v.core.security_groups_known, present_needs=ec2.CORE)
     return leaf
 
 
