@@ -323,8 +323,14 @@ async def measured(admin: str | None, run: Any) -> Result:
 SIGNED_LEAF_INSTANCES = 2_000  # the warm leaf with signed headers rotates over these
 
 
-async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool,
-               identity: str = "address", instances: int = 1) -> Result:  # fmt: skip
+async def leaf(
+    url: str,
+    admin: str | None,
+    limits: Limits,
+    use_wrk: bool,
+    identity: str = "address",
+    instances: int = 1,
+) -> Result:
     """The warm leaf: one instance by source address, or signed headers rotating over up to
     SIGNED_LEAF_INSTANCES instances (each warmed first)."""
     if identity == "signed":
@@ -334,9 +340,13 @@ async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool,
             for n in rotated:
                 await (await session.get(url + LEAF, headers=headers(n))).read()
         if wrk_available(use_wrk):
-            lines = (" ".join(headers(n)[h] for h in ("X-Instance-ID", "X-Tenant-ID",
-                                                      "X-Instance-ID-Signature"))
-                     for n in rotated)  # fmt: skip
+            lines = (
+                " ".join(
+                    headers(n)[h]
+                    for h in ("X-Instance-ID", "X-Tenant-ID", "X-Instance-ID-Signature")
+                )
+                for n in rotated
+            )
             with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
                 f.write("\n".join(lines) + "\n")
             env = {"WRK_PATH": LEAF, "WRK_SIGNED": f.name}
@@ -346,8 +356,10 @@ async def leaf(url: str, admin: str | None, limits: Limits, use_wrk: bool,
                 )
             finally:
                 os.unlink(f.name)
-        return await measured(admin, lambda: drive_sequences(
-            url, itertools.cycle(rotated), [LEAF] * 100, limits, headers))  # fmt: skip
+        return await measured(
+            admin,
+            lambda: drive_sequences(url, itertools.cycle(rotated), [LEAF] * 100, limits, headers),
+        )
     address = instance_address(0)
     async with aiohttp.ClientSession() as session:  # warm it
         await (await session.get(url + LEAF, headers={"X-Forwarded-For": address})).read()
@@ -401,14 +413,18 @@ def identity_headers(identity: str) -> storm.Headers:
 
     def signed(n: int) -> dict[str, str]:
         uuid = instance_uuid(n)
-        return {"X-Instance-ID": uuid, "X-Tenant-ID": project_id(n),
-                "X-Instance-ID-Signature": sign(PROXY_SECRET, uuid)}  # fmt: skip
+        return {
+            "X-Instance-ID": uuid,
+            "X-Tenant-ID": project_id(n),
+            "X-Instance-ID-Signature": sign(PROXY_SECRET, uuid),
+        }
 
     return signed
 
 
-async def storm_run(pattern: str, url: str, admin: str | None, guests: Iterator[int],
-                    args: argparse.Namespace) -> storm.StormResult:  # fmt: skip
+async def storm_run(
+    pattern: str, url: str, admin: str | None, guests: Iterator[int], args: argparse.Namespace
+) -> storm.StormResult:
     before = await path_stats(admin) if admin else None
     result = await storm.DRIVERS[pattern](
         url, guests, BOOT, identity_headers(args.identity), args.boot_connections, args.seconds
@@ -512,8 +528,9 @@ async def run_scenarios(
         # the row is the round with the median ratio.
         rounds = []
         for _ in range(args.rounds):
-            ours = await leaf(server.guest, server.admin, limits, args.wrk,
-                              args.leaf_identity, args.instances)  # fmt: skip
+            ours = await leaf(
+                server.guest, server.admin, limits, args.wrk, args.leaf_identity, args.instances
+            )
             base = (
                 await leaf(floor, None, limits, args.wrk, args.leaf_identity, args.instances)
                 if floor
@@ -577,17 +594,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--scenarios", default="leaf,boot,mix,storm")
     parser.add_argument(
-        "--identity", choices=("signed", "address"), default="signed",
+        "--identity",
+        choices=("signed", "address"),
+        default="signed",
         help="how boot-storm guests identify themselves",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--leaf-identity", choices=("address", "signed"), default="address",
+        "--leaf-identity",
+        choices=("address", "signed"),
+        default="address",
         help="(a) by one source address, or signed headers rotating over 2,000 instances",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="a tiny bounded run of every scenario (tests, CI): no figures to keep",
-    )  # fmt: skip
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (a)")
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument(

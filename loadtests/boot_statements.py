@@ -44,8 +44,11 @@ SEQUENCES = {"latest": LATEST_BOOT, "dated": DATED_BOOT}
 
 def signed_headers(n: int) -> dict[str, str]:
     doc = sample_document(n)
-    return {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
-            "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"])}  # fmt: skip
+    return {
+        "X-Instance-ID": doc["uuid"],
+        "X-Tenant-ID": doc["project_id"],
+        "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"]),
+    }
 
 
 IDENTITIES: dict[str, Callable[[int], dict[str, str]]] = {
@@ -83,21 +86,46 @@ def private_postgres(workdir: Path) -> Iterator[str]:
         owner = pwd.getpwnam("postgres")
         os.chown(workdir, owner.pw_uid, owner.pw_gid)
         os.chown(sockets, owner.pw_uid, owner.pw_gid)
-    subprocess.run(as_postgres([pg_binary("initdb"), "-D", str(data), "-U", "postgres",
-                                "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        as_postgres(
+            [pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
     server = subprocess.Popen(
-        as_postgres([pg_binary("postgres"), "-D", str(data), "-p", str(port),
-                     "-k", str(sockets), "-c", "listen_addresses=127.0.0.1",
-                     "-c", "shared_preload_libraries=pg_stat_statements",
-                     "-c", "pg_stat_statements.track=all", "-c", "fsync=off"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        as_postgres(
+            [
+                pg_binary("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(sockets),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.track=all",
+                "-c",
+                "fsync=off",
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run([pg_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True).returncode != 0:  # fmt: skip
+        while (
+            subprocess.run(
+                [pg_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("private PostgreSQL did not start")
             time.sleep(0.2)
@@ -111,15 +139,30 @@ def private_postgres(workdir: Path) -> Iterator[str]:
 
 def psql(port: int, sql: str, database: str = "postgres") -> str:
     result = subprocess.run(
-        [shutil.which("psql") or "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-         "-d", database, "-Atc", sql],
-        check=True, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            shutil.which("psql") or "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-Atc",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result.stdout.strip()
 
 
-def http(url: str, method: str = "GET", body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+def http(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -144,8 +187,13 @@ def metadata_server(database_url: str, workdir: Path) -> Iterator[tuple[str, str
         }
     )
     log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "metadata", "serve"], env=env,
-                               cwd=workdir, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "metadata", "serve"],
+        env=env,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -164,8 +212,9 @@ def metadata_server(database_url: str, workdir: Path) -> Iterator[tuple[str, str
         log.close()
 
 
-def boot(guest: str, n: int, paths: Sequence[str], identity: str = "address",
-         at_once: bool = False) -> None:  # fmt: skip
+def boot(
+    guest: str, n: int, paths: Sequence[str], identity: str = "address", at_once: bool = False
+) -> None:
     """Instance n's boot: in order on one connection, or every request at once."""
     headers = IDENTITIES[identity](n)
 
@@ -183,8 +232,14 @@ def boot(guest: str, n: int, paths: Sequence[str], identity: str = "address",
 
 
 def statements(port: int) -> int:
-    return int(psql(port, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                    "WHERE query NOT ILIKE '%pg_stat_statements%'", "metadata"))  # fmt: skip
+    return int(
+        psql(
+            port,
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE query NOT ILIKE '%pg_stat_statements%'",
+            "metadata",
+        )
+    )
 
 
 def service_statements(admin: str) -> int:
@@ -197,8 +252,12 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=6, help="measured boots per row")
     parser.add_argument("--learn", type=int, default=4, help="boots to learn each sequence")
     args = parser.parse_args()
-    rows = [(sequence, identity, at_once) for sequence in SEQUENCES for identity in IDENTITIES
-            for at_once in (False, True)]  # fmt: skip
+    rows = [
+        (sequence, identity, at_once)
+        for sequence in SEQUENCES
+        for identity in IDENTITIES
+        for at_once in (False, True)
+    ]
     instances = len(SEQUENCES) * args.learn + len(rows) * args.boots
     results: list[tuple[str, str, str, int, int, int]] = []
     tops: list[str] = []
@@ -210,8 +269,9 @@ def main() -> int:
             auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             for n in range(1, instances + 1):
                 doc = sample_document(n)
-                status, body = http(f"{admin}/v1/instances/{doc['uuid']}", "PUT",
-                                    json.dumps(doc).encode(), auth)  # fmt: skip
+                status, body = http(
+                    f"{admin}/v1/instances/{doc['uuid']}", "PUT", json.dumps(doc).encode(), auth
+                )
                 if status != 201:
                     raise RuntimeError(body.decode())
             fresh = iter(range(1, instances + 1))
@@ -229,24 +289,34 @@ def main() -> int:
                     cold = statements(port)
                     own_cold = service_statements(admin) - own_before
                     if cold != len(measured):
-                        tops.append(psql(port, "SELECT calls, left(regexp_replace(query, "
-                                         "'\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
-                                         "WHERE query NOT ILIKE '%pg_stat%' ORDER BY calls "
-                                         "DESC LIMIT 5", "metadata"))  # fmt: skip
+                        tops.append(
+                            psql(
+                                port,
+                                "SELECT calls, left(regexp_replace(query, "
+                                "'\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
+                                "WHERE query NOT ILIKE '%pg_stat%' ORDER BY calls "
+                                "DESC LIMIT 5",
+                                "metadata",
+                            )
+                        )
                     psql(port, "SELECT pg_stat_statements_reset()", "metadata")
                     for n in measured:
                         boot(guest, n, paths, identity, at_once)
                     warm = statements(port)
                     pattern = "all at once" if at_once else "in order"
                     results.append((sequence, identity, pattern, cold, own_cold, warm))
-    print(f"cloud-init OpenStack boot ({len(LATEST_BOOT)} requests), {args.boots} fresh "
-          f"instances a row, after {args.learn} learning boots per sequence; statements "
-          "per boot")  # fmt: skip
+    print(
+        f"cloud-init OpenStack boot ({len(LATEST_BOOT)} requests), {args.boots} fresh "
+        f"instances a row, after {args.learn} learning boots per sequence; statements "
+        "per boot"
+    )
     head = f"{'sequence':<10}{'identity':<10}{'arrival':<13}{'cold, pg_stat':>14}"
     print(head + f"{'cold, service':>15}{'warm, pg_stat':>15}")
     for sequence, identity, pattern, cold, own, warm in results:
-        print(f"{sequence:<10}{identity:<10}{pattern:<13}{cold / args.boots:>14.2f}"
-              f"{own / args.boots:>15.2f}{warm / args.boots:>15.2f}")  # fmt: skip
+        print(
+            f"{sequence:<10}{identity:<10}{pattern:<13}{cold / args.boots:>14.2f}"
+            f"{own / args.boots:>15.2f}{warm / args.boots:>15.2f}"
+        )
     for top in tops:
         print("statements of a row above one per boot (calls | query):")
         print(top)

@@ -105,8 +105,9 @@ async def with_aiosqlite(path: str, sql: str, run: Callable[[Read], Awaitable[fl
         return await run(read)
 
 
-async def with_threads(path: str, sql: str, run: Callable[[Read], Awaitable[float]],
-                       threads: int) -> float:  # fmt: skip
+async def with_threads(
+    path: str, sql: str, run: Callable[[Read], Awaitable[float]], threads: int
+) -> float:
     local = threading.local()
 
     def read_sync(uuid: str) -> Any:
@@ -136,8 +137,7 @@ async def inline(path: str, sql: str, run: Callable[[Read], Awaitable[float]]) -
         conn.close()
 
 
-async def sqlalchemy_inline(path: str, sql: str, run: Callable[[Read], Awaitable[float]]
-                            ) -> float:  # fmt: skip
+async def sqlalchemy_inline(path: str, sql: str, run: Callable[[Read], Awaitable[float]]) -> float:
     engine = create_engine(f"sqlite:///{path}", isolation_level="AUTOCOMMIT", poolclass=StaticPool)
 
     async def read(uuid: str) -> Any:

@@ -66,8 +66,14 @@ async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str]
         return False
 
 
-async def side_by_side(url: str, guests: Iterator[int], paths: Sequence[str], headers: Headers,
-                       connections: int, seconds: float) -> StormResult:  # fmt: skip
+async def side_by_side(
+    url: str,
+    guests: Iterator[int],
+    paths: Sequence[str],
+    headers: Headers,
+    connections: int,
+    seconds: float,
+) -> StormResult:
     """`connections` guests at a time, each walking `paths` in order on its own connection."""
     boot_times: list[float] = []
     errors = 0
@@ -99,8 +105,14 @@ async def side_by_side(url: str, guests: Iterator[int], paths: Sequence[str], he
     return StormResult(PATTERNS[0], len(boot_times), elapsed, boot_times, errors)
 
 
-async def overlapping(url: str, guests: Iterator[int], paths: Sequence[str], headers: Headers,
-                      connections: int, seconds: float) -> StormResult:  # fmt: skip
+async def overlapping(
+    url: str,
+    guests: Iterator[int],
+    paths: Sequence[str],
+    headers: Headers,
+    connections: int,
+    seconds: float,
+) -> StormResult:
     """`connections` connections, each taking the next (guest, path) of the boot sequences
     laid end to end: a boot's consecutive requests go out together on different ones."""
     boot_times: list[float] = []

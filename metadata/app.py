@@ -18,7 +18,6 @@ from metadata.logs import IS_GUEST_APP, AccessLog, GuestAccessLog, access_logger
 from metadata.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
-GUEST = web.AppKey("guest", GuestService)
 
 
 def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEntry:
@@ -27,12 +26,11 @@ def build_guest_entry(services: Services, drain: Drain | None = None) -> GuestEn
 
 
 def build_guest_app(services: Services) -> web.Application:
-    """The guest listener's entry point inside an Application, for in-process use (tests,
-    previews); `serve` runs the same entry on aiohttp's low-level server."""
+    """The guest listener's entry point inside an Application, for in-process use (the
+    tests); `serve` runs the same entry on aiohttp's low-level server."""
     entry = build_guest_entry(services)
     app = web.Application(client_max_size=GUEST_MAX_BODY)
     app[SERVICES] = services
-    app[GUEST] = entry.guest
     app[IS_GUEST_APP] = True
     app.router.add_route("*", "/{tail:.*}", entry.__call__)
     return app
@@ -53,28 +51,40 @@ async def serve(settings: Settings) -> None:
             drain = Drain()
             admin = build_admin_app(services)
             admin.middlewares.append(drain.middleware)
-            guest = guest_server(build_guest_entry(services, drain), **GUEST_SERVER_LIMITS,
-                                 access_log=access_logger(settings),
-                                 access_log_class=GuestAccessLog)  # fmt: skip
+            guest = guest_server(
+                build_guest_entry(services, drain),
+                **GUEST_SERVER_LIMITS,
+                access_log=access_logger(settings),
+                access_log_class=GuestAccessLog,
+            )
             runners: list[web.BaseRunner] = []
             try:
                 for runner, places in (
                     (web.ServerRunner(guest, shutdown_timeout=LEFTOVER_TIMEOUT), settings.listen),
-                    (web.AppRunner(admin, access_log=access_logger(settings),
-                                   access_log_class=AccessLog,
-                                   shutdown_timeout=LEFTOVER_TIMEOUT), (settings.admin_listen,)),
-                ):  # fmt: skip
+                    (
+                        web.AppRunner(
+                            admin,
+                            access_log=access_logger(settings),
+                            access_log_class=AccessLog,
+                            shutdown_timeout=LEFTOVER_TIMEOUT,
+                        ),
+                        (settings.admin_listen,),
+                    ),
+                ):
                     await runner.setup()
                     runners.append(runner)
                     # One guest app behind every guest address (IPv4 and IPv6 alike).
                     for where in places:
                         # several workers (metadata/workers.py) share each port
-                        await web.TCPSite(runner, where.host, where.port,
-                                          reuse_port=settings.workers > 1).start()  # fmt: skip
+                        await web.TCPSite(
+                            runner, where.host, where.port, reuse_port=settings.workers > 1
+                        ).start()
                         log.info("listening on %s", where)
                 await stop.wait()
-                log.info("stopping: no new connections, %gs for in-flight requests",
-                         settings.shutdown_grace)  # fmt: skip
+                log.info(
+                    "stopping: no new connections, %gs for in-flight requests",
+                    settings.shutdown_grace,
+                )
             finally:
                 await _shut_down(runners, drain, settings.shutdown_grace)
         log.info("stopped")
@@ -98,8 +108,9 @@ async def _shut_down(runners: list[web.BaseRunner], drain: Drain, grace: float) 
     # connection drops the bytes still arriving: a request whose body is on its way could
     # never finish (aio-libs/aiohttp#2298). So wait for them here, connections still open.
     if not await drain.wait_idle(grace):
-        log.warning("%d requests still in flight after %gs: cancelling them",
-                    drain.in_flight, grace)  # fmt: skip
+        log.warning(
+            "%d requests still in flight after %gs: cancelling them", drain.in_flight, grace
+        )
     results = await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True)
     for result in results:
         if isinstance(result, Exception):

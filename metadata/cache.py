@@ -47,20 +47,28 @@ class LruMemoryCache(SimpleMemoryCache):  # type: ignore[misc]
         self._cache.move_to_end(key)
         return value
 
-    async def _multi_get(self, keys: list[str], encoding: str = "utf-8", _conn: Any = None
-                         ) -> list[Any]:  # fmt: skip
+    async def _multi_get(
+        self, keys: list[str], encoding: str = "utf-8", _conn: Any = None
+    ) -> list[Any]:
         return [await self._get(key) for key in keys]
 
-    async def _set(self, key: str, value: Any, ttl: float | None = None,
-                   _cas_token: Any = None, _conn: Any = None) -> bool:  # fmt: skip
+    async def _set(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None = None,
+        _cas_token: Any = None,
+        _conn: Any = None,
+    ) -> bool:
         self._cache[key] = (value, time.monotonic() + ttl if ttl else 0.0)
         self._cache.move_to_end(key)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
         return True
 
-    async def _multi_set(self, pairs: Iterable[tuple[str, Any]], ttl: float | None = None,
-                         _conn: Any = None) -> bool:  # fmt: skip
+    async def _multi_set(
+        self, pairs: Iterable[tuple[str, Any]], ttl: float | None = None, _conn: Any = None
+    ) -> bool:
         for key, value in pairs:
             await self._set(key, value, ttl)
         return True
@@ -110,16 +118,21 @@ class SliceCache:
 
     def shared_failed(self, exc: BaseException) -> None:
         if time.monotonic() >= self._shared_down_until:
-            log.warning("Redis cache unavailable (%s: %s); using the in-process cache for "
-                        "%.0f s", type(exc).__name__, exc, RETRY_AFTER)  # fmt: skip
+            log.warning(
+                "Redis cache unavailable (%s: %s); using the in-process cache for %.0f s",
+                type(exc).__name__,
+                exc,
+                RETRY_AFTER,
+            )
         self._shared_down_until = time.monotonic() + RETRY_AFTER
 
     @staticmethod
     def key(uuid: str, generation: int, name: Slice) -> str:
         return f"s:{uuid}:{generation}:{name.value}"
 
-    async def get_many(self, uuid: str, generation: int, names: Iterable[Slice]
-                       ) -> dict[Slice, Any]:  # fmt: skip
+    async def get_many(
+        self, uuid: str, generation: int, names: Iterable[Slice]
+    ) -> dict[Slice, Any]:
         names = list(names)
         if not names:
             return {}
@@ -127,8 +140,9 @@ class SliceCache:
         if self.shared_usable():
             try:
                 raw = await self.shared.multi_get(keys)
-                return {n: codec.decode(n, v) for n, v in zip(names, raw, strict=True)
-                        if v is not None}  # fmt: skip
+                return {
+                    n: codec.decode(n, v) for n, v in zip(names, raw, strict=True) if v is not None
+                }
             except Exception as exc:
                 self.shared_failed(exc)
         values = await self.local.multi_get(keys)
@@ -140,9 +154,12 @@ class SliceCache:
         if self.shared_usable():
             try:
                 await self.shared.multi_set(
-                    [(self.key(uuid, generation, n), codec.encode(n, v))
-                     for n, v in values.items()], ttl=self.ttl,
-                )  # fmt: skip
+                    [
+                        (self.key(uuid, generation, n), codec.encode(n, v))
+                        for n, v in values.items()
+                    ],
+                    ttl=self.ttl,
+                )
                 return
             except Exception as exc:
                 self.shared_failed(exc)

@@ -17,15 +17,21 @@ from metadata.startup import run_coroutine, upgrade_schema
 # serve flags: one per setting, named after it (database_url -> --database-url).
 SETTING_FLAGS = FLAG_SETTINGS
 # What a config drive's contents depend on.
-CONFIG_DRIVE_SETTINGS = ["database_url", "user_data_max_bytes", "vendor_data",
-                         "vendor_data_targets", "vendor_data_timeout"]  # fmt: skip
+CONFIG_DRIVE_SETTINGS = [
+    "database_url",
+    "user_data_max_bytes",
+    "vendor_data",
+    "vendor_data_targets",
+    "vendor_data_timeout",
+]
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     for name in names:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, metavar="VALUE",
-                            help=f"also {env_name(name)}")  # fmt: skip
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, metavar="VALUE", help=f"also {env_name(name)}"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,11 +89,15 @@ def _add_user_data_commands(commands: Any) -> None:
     user_data = commands.add_parser("user-data", help="an instance's user data on a running server")
     actions = user_data.add_subparsers(dest="user_data_command", required=True)
     put, get, history, restore, delete = (
-        actions.add_parser(name, help=text) for name, text in (
-            ("set", "replace it with a file's bytes"), ("get", "write the current bytes"),
+        actions.add_parser(name, help=text)
+        for name, text in (
+            ("set", "replace it with a file's bytes"),
+            ("get", "write the current bytes"),
             ("history", "list the recorded changes, newest first"),
-            ("restore", "make an earlier version current again"), ("delete", "remove it"))
-    )  # fmt: skip
+            ("restore", "make an earlier version current again"),
+            ("delete", "remove it"),
+        )
+    )
     for action in (put, get, history, restore, delete):
         action.add_argument("uuid", help="the instance")
     put.add_argument("file", help="the file, or - for standard input")
@@ -98,8 +108,9 @@ def _add_user_data_commands(commands: Any) -> None:
         action.add_argument("--admin-url", help="default: the admin listener from the settings")
         action.add_argument("--token", help="admin token (default: settings, or the token file)")
         if action in (put, restore, delete):
-            action.add_argument("--if-match", metavar="ETAG",
-                                help="only if the current user data has this ETag")  # fmt: skip
+            action.add_argument(
+                "--if-match", metavar="ETAG", help="only if the current user data has this ETag"
+            )
         _add_settings_flags(action, ["admin_listen", "admin_token_file"])
 
 
@@ -116,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        if settings.nova_config and args.command == "serve":
+            from metadata.nova.conf import load_nova_config
+
+            # Before anything starts: a bad nova.conf is named as any bad setting is.
+            load_nova_config(settings.nova_config)
     except InvalidSettings as exc:
         print(f"metadata: {exc}", file=sys.stderr)
         return 2
@@ -132,13 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"metadata: {exc}", file=sys.stderr)
             return 2
     handlers: dict[str, Callable[[], Any]] = {
-        "serve": lambda: _serve_workers(settings) if settings.workers > 1
-        else run_coroutine(_serve(settings)),
+        "serve": lambda: (
+            _serve_workers(settings) if settings.workers > 1 else run_coroutine(_serve(settings))
+        ),
         "db": lambda: run_coroutine(_db_upgrade(settings)),
         "instances": lambda: _instances(args, settings),
-        "config": lambda: print(orjson.dumps(settings.masked(),
-                                             option=orjson.OPT_INDENT_2).decode()),
-    }  # fmt: skip
+        "config": lambda: print(
+            orjson.dumps(settings.masked(), option=orjson.OPT_INDENT_2).decode()
+        ),
+    }
     handlers["stats"] = lambda: _stats(args, settings)
     handlers["config-drive"] = lambda: run_coroutine(_config_drive(args, settings))
     handlers["user-data"] = lambda: _user_data(args, settings)
@@ -162,8 +180,11 @@ def _instances(args: argparse.Namespace, settings: Settings) -> int:
     from metadata.admin import importer
 
     if args.instances_command == "import":
-        return int(run_coroutine(importer.import_file(settings, args.file, args.batch_size,
-                                                      progress=not args.quiet)))  # fmt: skip
+        return int(
+            run_coroutine(
+                importer.import_file(settings, args.file, args.batch_size, progress=not args.quiet)
+            )
+        )
     return int(run_coroutine(importer.export_file(settings, args.output)))
 
 
@@ -211,8 +232,13 @@ def _user_data(args: argparse.Namespace, settings: Settings) -> int:
     command = args.user_data_command
     path = f"/v1/instances/{args.uuid}/user-data"
     headers = {"If-Match": args.if_match} if getattr(args, "if_match", None) else {}
-    method, body = {"set": ("PUT", None), "get": ("GET", None), "delete": ("DELETE", None),
-                    "history": ("GET", None), "restore": ("POST", None)}[command]  # fmt: skip
+    method, body = {
+        "set": ("PUT", None),
+        "get": ("GET", None),
+        "delete": ("DELETE", None),
+        "history": ("GET", None),
+        "restore": ("POST", None),
+    }[command]
     if command == "set":
         body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     elif command == "history":
@@ -226,8 +252,10 @@ def _user_data(args: argparse.Namespace, settings: Settings) -> int:
         print(f"metadata: {exc}", file=sys.stderr)
         return 1
     if status >= 400:
-        print(f"metadata: the admin API answered {status}: {answer[:300].decode(errors='replace')}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"metadata: the admin API answered {status}: {answer[:300].decode(errors='replace')}",
+            file=sys.stderr,
+        )
         return 1
     etag = answer_headers.get("ETag")
     if command == "get":
@@ -249,13 +277,21 @@ def _user_data(args: argparse.Namespace, settings: Settings) -> int:
 def format_history_table(rows: list[dict[str, Any]]) -> str:
     lines = [("version", "changed_at", "by", "action", "size", "sha256", "restorable")]
     for row in rows:
-        lines.append((str(row["version"]), row["changed_at"], row["changed_by"], row["action"],
-                      "-" if row["size"] is None else str(row["size"]),
-                      (row["sha256"] or "-")[:16],
-                      "yes" if row["restorable"] else "no"))  # fmt: skip
+        lines.append(
+            (
+                str(row["version"]),
+                row["changed_at"],
+                row["changed_by"],
+                row["action"],
+                "-" if row["size"] is None else str(row["size"]),
+                (row["sha256"] or "-")[:16],
+                "yes" if row["restorable"] else "no",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)  # fmt: skip
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def format_stats_table(rows: list[dict[str, Any]]) -> str:
@@ -263,16 +299,28 @@ def format_stats_table(rows: list[dict[str, Any]]) -> str:
     lines = [header]
     for row in rows:
         ratio = row["cache_hits"] / row["hits"] if row["hits"] else 0.0
-        lines.append((row["path"], row["version"], str(row["hits"]), f"{ratio:.1%}",
-                      str(row["db_statements"]), str(row["bytes"]),
-                      *(f"{row[k]:g}" if row[k] is not None else "-"
-                        for k in ("p50_ms", "p95_ms", "p99_ms"))))  # fmt: skip
+        lines.append(
+            (
+                row["path"],
+                row["version"],
+                str(row["hits"]),
+                f"{ratio:.1%}",
+                str(row["db_statements"]),
+                str(row["bytes"]),
+                *(
+                    f"{row[k]:g}" if row[k] is not None else "-"
+                    for k in ("p50_ms", "p95_ms", "p99_ms")
+                ),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
-        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
-                  for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
         for line in lines
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def _network(raw: dict[str, Any]) -> Network:
             )
             for ip in port["fixed_ips"]
         )
-        ports.append(Port(**{**port, "fixed_ips": fixed,
-                             "floating_ips": tuple(port["floating_ips"])}))  # fmt: skip
+        ports.append(
+            Port(**{**port, "fixed_ips": fixed, "floating_ips": tuple(port["floating_ips"])})
+        )
     return Network(tuple(ports))
 
 
@@ -77,7 +78,10 @@ def _user_data(raw: str | None) -> UserData:
 DECODERS: dict[Slice, Callable[[Any], Any]] = {
     Slice.CORE: _core,
     Slice.METADATA: lambda raw: MetadataItems(raw["items"]),
-    Slice.KEYS: lambda raw: Keys(tuple(Key(**k) for k in raw["keys"])),
+    Slice.KEYS: lambda raw: Keys(
+        tuple(Key(**k) for k in raw["keys"]),
+        None if raw.get("ec2_keys") is None else tuple(Key(**k) for k in raw["ec2_keys"]),
+    ),
     Slice.NETWORK: _network,
     Slice.USER_DATA: _user_data,
     Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"]),

@@ -45,8 +45,7 @@ class Coherence:
         """Taken before a database read; `remember` stores nothing if a write came since."""
         raise NotImplementedError
 
-    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
-                       ) -> None:  # fmt: skip
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None) -> None:
         raise NotImplementedError
 
     async def written(self, event: WriteEvent) -> None:
@@ -82,8 +81,7 @@ class LocalCoherence(Coherence):
     async def epoch(self) -> int:
         return self._epoch
 
-    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
-                       ) -> None:  # fmt: skip
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None) -> None:
         if epoch != self._epoch:
             return
         self._generations.set(uuid, (generation, time.monotonic() + self._ttl))
@@ -113,7 +111,8 @@ return 1
 # After a commit: a new epoch, the new generation (never lowered by a late writer; deleted
 # when the instance is), the touched addresses forgotten, and the news published for
 # waiters.  KEYS: epoch, generation, addresses...  ARGV: gen or '', ttl, uuid
-WRITTEN = """
+WRITTEN = (
+    """
 redis.call('INCR', KEYS[1])
 if ARGV[1] == '' then
   redis.call('DEL', KEYS[2])
@@ -121,9 +120,12 @@ elseif tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
 for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
-redis.call('PUBLISH', '""" + EVENTS_CHANNEL + """', ARGV[3] .. ' ' .. ARGV[1])
+redis.call('PUBLISH', '"""
+    + EVENTS_CHANNEL
+    + """', ARGV[3] .. ' ' .. ARGV[1])
 return 1
-"""  # fmt: skip
+"""
+)
 
 
 class RedisCoherence(Coherence):
@@ -196,8 +198,7 @@ class RedisCoherence(Coherence):
             self._failed(exc)
             return -1
 
-    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None
-                       ) -> None:  # fmt: skip
+    async def remember(self, epoch: int, uuid: str, generation: int, ip: str | None = None) -> None:
         if epoch < 0 or not self._usable():
             return
         keys = ["md:epoch", f"md:g:{uuid}"] + ([f"md:a:{ip}"] if ip else [])

@@ -111,6 +111,13 @@ class Settings:
     access_log: bool = False
     # `json` (one object per line) or `text`, for `metadata serve`.
     log_format: str = "json"
+    # Nova mode: Nova's own nova.conf files (later wins, as Nova's --config-file); set,
+    # instances are read from Nova's databases instead of the service's own store.
+    nova_config: tuple[str, ...] = ()
+    # Seconds a slice read from Nova may be served without Nova announcing a change.
+    nova_max_staleness: float = 15.0
+    # The notification transport, instead of nova.conf's (rabbit:// or amqp://).
+    nova_notification_url: str | None = None
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with every secret replaced, for `metadata config show`."""
@@ -121,8 +128,10 @@ class Settings:
                 value = {name: "***" for name in value}
             elif f.name == "proxy_shared_secret" and value:
                 value = "***"
-            elif f.name in ("database_url", "cache_url"):
+            elif f.name in ("database_url", "cache_url", "nova_notification_url") and value:
                 value = mask_url_password(value)
+            elif f.name == "nova_config":
+                value = list(value)
             elif f.name == "vendor_data_targets":
                 value = {name: mask_url_password(url) for name, url in value.items()}
             elif isinstance(value, HostPort):
@@ -376,8 +385,10 @@ def parse_token_keys(value: Any) -> dict[str, str]:
     keys: dict[str, str] = {}
     for number, (name, secret) in enumerate(pairs, 1):
         if not _TOKEN_NAME.fullmatch(name):
-            raise ValueError(f"key number {number}: expected name=secret, the name in letters, "
-                             "digits, '_', '.', '-'")  # fmt: skip
+            raise ValueError(
+                f"key number {number}: expected name=secret, the name in letters, "
+                "digits, '_', '.', '-'"
+            )
         if name in keys:
             raise ValueError(f"key {name!r} is given twice")
         if len(secret) < MIN_ADMIN_TOKEN_LENGTH:
@@ -408,16 +419,31 @@ def parse_vendor_data_targets(value: Any) -> dict[str, str]:
     targets: dict[str, str] = {}
     for number, (name, url) in enumerate(pairs, 1):
         if not _TOKEN_NAME.fullmatch(name):
-            raise ValueError(f"target number {number}: expected name=url, the name in letters, "
-                             "digits, '_', '.', '-'")  # fmt: skip
+            raise ValueError(
+                f"target number {number}: expected name=url, the name in letters, "
+                "digits, '_', '.', '-'"
+            )
         if name == "static" or name in targets:
             raise ValueError(f"target {name!r}: the name is reserved or given twice")
         parsed = urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"target {name!r}: expected an http:// or https:// URL with a "
-                             f"host, got {mask_url_password(url)!r}")  # fmt: skip
+            raise ValueError(
+                f"target {name!r}: expected an http:// or https:// URL with a "
+                f"host, got {mask_url_password(url)!r}"
+            )
         targets[name] = url
     return targets
+
+
+def parse_file_list(value: Any) -> tuple[str, ...]:
+    """`FILE1,FILE2` (TOML: a list too), each named once, in order."""
+    items = _text(value).split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise TypeError(f"expected files separated by commas or a list, got {type(value).__name__}")
+    files = tuple(_text(item).strip() for item in items if _text(item).strip())
+    if not files:
+        raise ValueError("expected at least one file name")
+    return files
 
 
 # setting name -> parser of its text (environment, flag) or TOML value.
@@ -459,6 +485,9 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "database_read_timeout": parse_positive_seconds,
     "access_log": parse_bool,
     "log_format": parse_log_format,
+    "nova_config": parse_file_list,
+    "nova_max_staleness": parse_positive_seconds,
+    "nova_notification_url": parse_url(("rabbit://", "rabbits://", "amqp://", "amqps://")),
 }
 # Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token
 # all set admin_tokens.

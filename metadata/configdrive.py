@@ -139,8 +139,10 @@ async def drive_files(loader: SliceLoader, settings: Settings, uuid: str) -> dic
     user_data = loaded[Slice.USER_DATA].data
     limit = settings.user_data_max_bytes
     if user_data is not None and len(user_data) > limit:
-        raise Conflict(f"the instance's user data is {len(user_data)} bytes, over the limit of "
-                       f"{limit} (user_data_max_bytes): no config drive is built")  # fmt: skip
+        raise Conflict(
+            f"the instance's user data is {len(user_data)} bytes, over the limit of "
+            f"{limit} (user_data_max_bytes): no config drive is built"
+        )
     seed = drive_seed(uuid, generation)
     return {**_openstack_files(os_tree, loaded, seed), **_ec2_files(ec2_tree, loaded)}
 
@@ -160,8 +162,11 @@ async def write_config_drive(settings: Settings, uuid: str, output: Path) -> int
     from metadata.store.migrate import upgrade
     from metadata.store.source import StoreSource
 
-    db = Database(settings.database_url, timeout=settings.database_timeout,
-                  read_timeout=settings.database_read_timeout)  # fmt: skip
+    db = Database(
+        settings.database_url,
+        timeout=settings.database_timeout,
+        read_timeout=settings.database_read_timeout,
+    )
     session = open_session() if settings.vendor_data_targets else None
     try:
         await upgrade(db.writer)  # an empty database knows no instance, not a traceback

@@ -32,13 +32,34 @@ from metadata.records import (
 
 KNOWN_FIELDS = frozenset(
     {
-        "uuid", "name", "hostname", "project_id", "user_id", "availability_zone",
-        "launch_index", "image_id", "ami_id", "kernel_id", "ramdisk_id", "ec2_id",
-        "reservation_id", "flavor", "security_groups", "block_device_mapping", "devices",
-        "dedicated_cpus", "metadata", "keys", "ports", "user_data", "vendor_data",
-        "region", "tags", "instance_metadata_tags",
+        "uuid",
+        "name",
+        "hostname",
+        "project_id",
+        "user_id",
+        "availability_zone",
+        "launch_index",
+        "image_id",
+        "ami_id",
+        "kernel_id",
+        "ramdisk_id",
+        "ec2_id",
+        "reservation_id",
+        "flavor",
+        "security_groups",
+        "block_device_mapping",
+        "devices",
+        "dedicated_cpus",
+        "metadata",
+        "keys",
+        "ports",
+        "user_data",
+        "vendor_data",
+        "region",
+        "tags",
+        "instance_metadata_tags",
     }
-)  # fmt: skip
+)
 MAX_TEXT = 255
 MAX_METADATA_ITEMS = 128
 MAX_KEYS = 32
@@ -348,16 +369,21 @@ def _network(doc: Mapping[str, Any]) -> Network:
             mtu = _int(entry, "mtu", 0, minimum=68, maximum=65535, path=path + ".")
         fixed = _list(entry, "fixed_ips", 16, path=path + ".")
         floating = _list(entry, "floating_ips", 16, path=path + ".")
-        ports.append(Port(
-            id=_text(entry, "id", path=path + "."),
-            mac=mac,
-            network_id=_text(entry, "network_id", default="", path=path + "."),
-            mtu=mtu,
-            type=_text(entry, "type", default="ovs", limit=MAX_PORT_TYPE, path=path + "."),
-            fixed_ips=tuple(_fixed_ip(ip, f"{path}.fixed_ips[{i}]") for i, ip in enumerate(fixed)),
-            floating_ips=tuple(_ip(ip, f"{path}.floating_ips[{i}]")
-                               for i, ip in enumerate(floating)),
-        ))  # fmt: skip
+        ports.append(
+            Port(
+                id=_text(entry, "id", path=path + "."),
+                mac=mac,
+                network_id=_text(entry, "network_id", default="", path=path + "."),
+                mtu=mtu,
+                type=_text(entry, "type", default="ovs", limit=MAX_PORT_TYPE, path=path + "."),
+                fixed_ips=tuple(
+                    _fixed_ip(ip, f"{path}.fixed_ips[{i}]") for i, ip in enumerate(fixed)
+                ),
+                floating_ips=tuple(
+                    _ip(ip, f"{path}.floating_ips[{i}]") for i, ip in enumerate(floating)
+                ),
+            )
+        )
     if len({p.id for p in ports}) != len(ports):
         raise InvalidDocument("ports", "ids must be unique")
     if len({p.mac for p in ports}) != len(ports):
@@ -411,20 +437,30 @@ def document_to_json(doc: InstanceDocument) -> dict[str, Any]:
     """The document as the admin API returns and `instances export` writes it."""
     core = doc.core
     out: dict[str, Any] = {
-        "uuid": core.uuid, "name": core.name, "hostname": core.hostname,
-        "project_id": core.project_id, "user_id": core.user_id,
-        "availability_zone": core.availability_zone, "launch_index": core.launch_index,
-        "image_id": core.image_id, "ami_id": core.ami_id, "ec2_id": core.ec2_id,
+        "uuid": core.uuid,
+        "name": core.name,
+        "hostname": core.hostname,
+        "project_id": core.project_id,
+        "user_id": core.user_id,
+        "availability_zone": core.availability_zone,
+        "launch_index": core.launch_index,
+        "image_id": core.image_id,
+        "ami_id": core.ami_id,
+        "ec2_id": core.ec2_id,
         "reservation_id": core.reservation_id,
-        "flavor": {"name": core.flavor.name, "vcpus": core.flavor.vcpus,
-                   "ram_mb": core.flavor.ram_mb, "disk_gb": core.flavor.disk_gb},
+        "flavor": {
+            "name": core.flavor.name,
+            "vcpus": core.flavor.vcpus,
+            "ram_mb": core.flavor.ram_mb,
+            "disk_gb": core.flavor.disk_gb,
+        },
         "security_groups": list(core.security_groups),
         "block_device_mapping": dict(core.block_device_mapping),
         "metadata": dict(doc.metadata.items),
         "keys": [{"name": k.name, "type": k.type, "data": k.data} for k in doc.keys.keys],
         "ports": [port_to_json(p) for p in doc.network.ports],
         "vendor_data": dict(doc.vendor_data.data),
-    }  # fmt: skip
+    }
     for optional in ("kernel_id", "ramdisk_id", "region"):
         if getattr(core, optional):
             out[optional] = getattr(core, optional)
@@ -446,12 +482,21 @@ def document_to_json(doc: InstanceDocument) -> dict[str, Any]:
 
 def port_to_json(port: Port) -> dict[str, Any]:
     return {
-        "id": port.id, "mac": port.mac, "network_id": port.network_id, "mtu": port.mtu,
-        "type": port.type, "floating_ips": list(port.floating_ips),
+        "id": port.id,
+        "mac": port.mac,
+        "network_id": port.network_id,
+        "mtu": port.mtu,
+        "type": port.type,
+        "floating_ips": list(port.floating_ips),
         "fixed_ips": [
-            {"address": ip.address, "cidr": ip.cidr, "gateway": ip.gateway,
-             "dns": list(ip.dns), "mode": ip.mode,
-             "routes": [{"cidr": r.cidr, "gateway": r.gateway} for r in ip.routes]}
+            {
+                "address": ip.address,
+                "cidr": ip.cidr,
+                "gateway": ip.gateway,
+                "dns": list(ip.dns),
+                "mode": ip.mode,
+                "routes": [{"cidr": r.cidr, "gateway": r.gateway} for r in ip.routes],
+            }
             for ip in port.fixed_ips
         ],
-    }  # fmt: skip
+    }

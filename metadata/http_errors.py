@@ -18,8 +18,9 @@ from metadata.errors import MetadataError, MethodNotAllowed, ServiceUnavailable,
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, message: str, *, json_errors: bool,
-                   headers: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+def error_response(
+    status: int, message: str, *, json_errors: bool, headers: dict[str, str] | None = None
+) -> web.Response:
     if json_errors:
         body = orjson.dumps({"error": message})
         content_type = "application/json"
@@ -37,25 +38,29 @@ def _headers(exc: MetadataError) -> dict[str, str]:
     return {}
 
 
-def response_for(exc: Exception, request: web.BaseRequest, *, json_errors: bool
-                 ) -> web.Response:  # fmt: skip
+def response_for(exc: Exception, request: web.BaseRequest, *, json_errors: bool) -> web.Response:
     """The response an exception raised while handling `request` deserves. An HTTPException
     that is not an error (a redirect) is raised again."""
     if isinstance(exc, MetadataError):
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc.message)
-        return error_response(exc.status, exc.message, json_errors=json_errors,
-                              headers=_headers(exc))  # fmt: skip
+        return error_response(
+            exc.status, exc.message, json_errors=json_errors, headers=_headers(exc)
+        )
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         return error_response(exc.status, exc.reason, json_errors=json_errors, headers=headers)
     request_id = uuid.uuid4().hex[:12]
-    log.error("unexpected error, request id %s: %s %s", request_id, request.method,
-              request.path, exc_info=exc)  # fmt: skip
-    return error_response(500, f"internal error (request id {request_id})",
-                          json_errors=json_errors)  # fmt: skip
+    log.error(
+        "unexpected error, request id %s: %s %s",
+        request_id,
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    return error_response(500, f"internal error (request id {request_id})", json_errors=json_errors)
 
 
 def error_middleware(*, json_errors: bool) -> Any:

@@ -87,16 +87,27 @@ def build_iso(files: Mapping[str, bytes], volume_label: str, publisher: str = ""
         check_relative_path(path)
     _stop_pycdlib_clock()
     iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=INTERCHANGE_LEVEL, vol_ident=volume_label,
-            pub_ident_str=publisher, joliet=JOLIET_LEVEL, rock_ridge=ROCK_RIDGE)  # fmt: skip
+    iso.new(
+        interchange_level=INTERCHANGE_LEVEL,
+        vol_ident=volume_label,
+        pub_ident_str=publisher,
+        joliet=JOLIET_LEVEL,
+        rock_ridge=ROCK_RIDGE,
+    )
     try:
         for directory in _directories(paths):
-            iso.add_directory("/" + directory, rr_name=directory.rsplit("/", 1)[-1],
-                              joliet_path="/" + directory)  # fmt: skip
+            iso.add_directory(
+                "/" + directory, rr_name=directory.rsplit("/", 1)[-1], joliet_path="/" + directory
+            )
         for path in paths:
             data = files[path]
-            iso.add_fp(io.BytesIO(data), len(data), f"/{path};1",
-                       rr_name=path.rsplit("/", 1)[-1], joliet_path="/" + path)  # fmt: skip
+            iso.add_fp(
+                io.BytesIO(data),
+                len(data),
+                f"/{path};1",
+                rr_name=path.rsplit("/", 1)[-1],
+                joliet_path="/" + path,
+            )
         out = io.BytesIO()
         iso.write_fp(out)
     finally:

@@ -33,18 +33,17 @@ FlightKey = tuple[str, int | None]  # (uuid, write epoch of identity's reads; No
 class RequestCost:
     """What one request cost: filled in along the way, read by statistics."""
 
-    __slots__ = ("cold", "db_statements", "slices_cached", "slices_loaded")
+    __slots__ = ("cold", "db_statements")
 
     def __init__(self) -> None:
         self.db_statements = 0
-        self.slices_loaded = 0
-        self.slices_cached = 0
         self.cold = False
 
 
 class SliceLoader:
-    def __init__(self, source: SliceSource, providers: Mapping[Slice, Provider],
-                 cache: SliceCache) -> None:  # fmt: skip
+    def __init__(
+        self, source: SliceSource, providers: Mapping[Slice, Provider], cache: SliceCache
+    ) -> None:
         self._source = source
         self._providers = providers
         self.cache = cache
@@ -68,9 +67,13 @@ class SliceLoader:
         """The slices of `names` that the source reads (derived ones are computed later)."""
         return frozenset(n for n in names if self._providers[n].sourced)
 
-    async def fetch(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None,
-                    known: Mapping[Slice, Any] | None = None,
-                    ) -> tuple[dict[Slice, Any], int]:  # fmt: skip
+    async def fetch(
+        self,
+        uuid: str,
+        names: frozenset[Slice],
+        cost: RequestCost | None,
+        known: Mapping[Slice, Any] | None = None,
+    ) -> tuple[dict[Slice, Any], int]:
         """The slices from the source in one statement, with the instance's generation;
         derived slices are then computed from the slices they require."""
         derived = [self._providers[n] for n in names if not self._providers[n].sourced]
@@ -80,7 +83,6 @@ class SliceLoader:
         found = await self._source.read(uuid, frozenset(read))
         if cost is not None:
             cost.db_statements += 1
-            cost.slices_loaded += len(read)
         if found is None:
             raise InstanceNotFound("no such instance")
         loaded = dict(found.slices)
@@ -89,9 +91,13 @@ class SliceLoader:
             loaded[provider.slice] = await provider.derive(uuid, inputs)
         return loaded, found.generation
 
-    async def _read_and_keep(self, key: FlightKey, cost: RequestCost | None,
-                             known: Mapping[Slice, Any], on_read: OnRead | None = None,
-                             ) -> Loaded:  # fmt: skip
+    async def _read_and_keep(
+        self,
+        key: FlightKey,
+        cost: RequestCost | None,
+        known: Mapping[Slice, Any],
+        on_read: OnRead | None = None,
+    ) -> Loaded:
         """One flight: the read of every slice asked for by the requests of this key so far
         (they joined in the same tick, or wait behind the flight before), then the slices
         kept in the cache for everyone."""
@@ -102,10 +108,17 @@ class SliceLoader:
             await on_read(actual)
         return loaded, actual
 
-    async def _shared_read(self, uuid: str, names: frozenset[Slice], cost: RequestCost | None,
-                           known: Mapping[Slice, Any], *, at_least: int = 0,
-                           epoch: int | None = None, on_read: OnRead | None = None,
-                           ) -> Loaded:  # fmt: skip
+    async def _shared_read(
+        self,
+        uuid: str,
+        names: frozenset[Slice],
+        cost: RequestCost | None,
+        known: Mapping[Slice, Any],
+        *,
+        at_least: int = 0,
+        epoch: int | None = None,
+        on_read: OnRead | None = None,
+    ) -> Loaded:
         """The slices `names` of one instance: from the read in flight for it when that one
         brings them all (at generation `at_least` or newer), else from a read of our own
         (after the one in flight landed)."""
@@ -123,14 +136,17 @@ class SliceLoader:
             # We joined a read of other slices (or of an older generation): it has landed,
             # and the next flight, ours or a fellow waiter's, reads what all of us lack.
 
-    async def load(self, uuid: str, generation: int, needs: frozenset[Slice],
-                   cost: RequestCost | None = None, prefetch: frozenset[Slice] = frozenset(),
-                   ) -> Loaded:  # fmt: skip
+    async def load(
+        self,
+        uuid: str,
+        generation: int,
+        needs: frozenset[Slice],
+        cost: RequestCost | None = None,
+        prefetch: frozenset[Slice] = frozenset(),
+    ) -> Loaded:
         """The needed slices and the generation they belong to (newer than asked when a
         write landed in between: then everything comes from that newer generation)."""
         found = await self.cache.get_many(uuid, generation, needs)
-        if cost is not None:
-            cost.slices_cached += len(found)
         missing = needs - found.keys()
         if not missing:
             return found, generation
@@ -168,9 +184,15 @@ class SliceLoader:
         await self.cache.set_many(uuid, generation, derived)
         return derived
 
-    async def core(self, uuid: str, generation: int | None, cost: RequestCost | None = None,
-                   also: frozenset[Slice] = frozenset(), epoch: int = -1,
-                   on_read: OnRead | None = None) -> InstanceCore | None:  # fmt: skip
+    async def core(
+        self,
+        uuid: str,
+        generation: int | None,
+        cost: RequestCost | None = None,
+        also: frozenset[Slice] = frozenset(),
+        epoch: int = -1,
+        on_read: OnRead | None = None,
+    ) -> InstanceCore | None:
         """The core slice: from the cache when the generation is known, else the source,
         in the same read as `also` (the slices the request will go on to need), shared
         with the requests that took the same write epoch."""
@@ -190,10 +212,14 @@ class SliceLoader:
         result: InstanceCore = loaded[Slice.CORE]
         return result
 
-    async def by_address(self, address: str, also: frozenset[Slice], epoch: int,
-                         cost: RequestCost | None = None,
-                         on_read: Callable[[list[SliceRead]], Awaitable[None]] | None = None,
-                         ) -> list[SliceRead]:  # fmt: skip
+    async def by_address(
+        self,
+        address: str,
+        also: frozenset[Slice],
+        epoch: int,
+        cost: RequestCost | None = None,
+        on_read: Callable[[list[SliceRead]], Awaitable[None]] | None = None,
+    ) -> list[SliceRead]:
         """The instances owning a fixed address, with the slices `also` of each (kept in
         the cache when the owner is unambiguous): one statement for the concurrent callers
         that took the same write epoch."""
@@ -207,7 +233,6 @@ class SliceLoader:
             found = await self._source.read_by_address(address, names)
             if cost is not None:
                 cost.db_statements += 1
-                cost.slices_loaded += len(names)
             if len(found) == 1:
                 await self.cache.set_many(found[0].uuid, found[0].generation, found[0].slices)
             if on_read is not None:

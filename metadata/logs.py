@@ -118,9 +118,13 @@ class AccessLog(AbstractAccessLogger):
         }
         guest = request.get(GUEST_ACCESS)
         if guest is not None:
-            fields.update(path_template=guest.template, version=guest.version,
-                          instance_uuid=guest.instance, cache_hit=guest.cache_hit,
-                          db_statements=guest.db_statements)  # fmt: skip
+            fields.update(
+                path_template=guest.template,
+                version=guest.version,
+                instance_uuid=guest.instance,
+                cache_hit=guest.cache_hit,
+                db_statements=guest.db_statements,
+            )
             where = guest.template
         elif self.is_guest or (
             isinstance(request, web.Request) and request.app.get(IS_GUEST_APP, False)

@@ -42,8 +42,9 @@ class BatchedGet:
         self._sending.add(task)  # a reference, so that the task is not collected mid-flight
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, keys: list[str],
-                    waiters: list[tuple[asyncio.Future[Values], int, int]]) -> None:  # fmt: skip
+    async def _send(
+        self, keys: list[str], waiters: list[tuple[asyncio.Future[Values], int, int]]
+    ) -> None:
         self.round_trips += 1
         try:
             values: Values = await self._client.mget(*keys)

@@ -37,8 +37,14 @@ class _Session:
 
 
 class BootPlanner:
-    def __init__(self, max_sessions: int = 10_000, *, window: float = WINDOW_SECONDS,
-                 min_sessions: int = MIN_SESSIONS, share: float = SHARE) -> None:  # fmt: skip
+    def __init__(
+        self,
+        max_sessions: int = 10_000,
+        *,
+        window: float = WINDOW_SECONDS,
+        min_sessions: int = MIN_SESSIONS,
+        share: float = SHARE,
+    ) -> None:
         self._sessions: LRU[str, _Session] = LRU(max_sessions)
         # keyed by path templates: bounded by the tree
         self._opened: Counter[StatsKey] = Counter()
@@ -67,8 +73,15 @@ class BootPlanner:
         together = self._together.get(key, Counter())
         return frozenset(s for s, n in together.items() if n >= self.share * opened)
 
-    def observe(self, uuid: str, key: StatsKey, slices: Iterable[Slice], *, cold: bool,
-                now: float | None = None) -> None:  # fmt: skip
+    def observe(
+        self,
+        uuid: str,
+        key: StatsKey,
+        slices: Iterable[Slice],
+        *,
+        cold: bool,
+        now: float | None = None,
+    ) -> None:
         now = time.monotonic() if now is None else now
         session = self._sessions.get(uuid)
         if session is None or now - session.started > self.window:

@@ -41,7 +41,8 @@ class InstanceCore:
     hostname: str
     project_id: str
     user_id: str
-    availability_zone: str
+    # None only from Nova (a shelved-offloaded instance): EC2 prints None, JSON null.
+    availability_zone: str | None
     launch_index: int
     image_id: str
     ami_id: str
@@ -76,6 +77,14 @@ class Key:
 @dataclass(frozen=True, slots=True)
 class Keys:
     keys: tuple[Key, ...] = ()
+    # The EC2 tree's keys when they differ from the OpenStack tree's (Nova serves EC2 from
+    # `instances.key_name/key_data`, meta_data.json from `instance_extra.keypairs`);
+    # None: the same keys.
+    ec2_keys: tuple[Key, ...] | None = None
+
+    @property
+    def for_ec2(self) -> tuple[Key, ...]:
+        return self.keys if self.ec2_keys is None else self.ec2_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,9 @@ class Port:
     network_id: str
     mtu: int | None = None
     type: str = "ovs"
+    # The link's name in network_data.json (Nova: the VIF's devname); None: "tap" and the
+    # port id's first 11 characters, as Nova names a Neutron port's tap device.
+    link_name: str | None = None
     fixed_ips: tuple[FixedIP, ...] = ()
     floating_ips: tuple[str, ...] = ()
 

@@ -14,9 +14,29 @@ from typing import Any
 
 # Upper bounds of the latency buckets in milliseconds; the last bucket is open-ended.
 BUCKETS_MS: tuple[float, ...] = (
-    0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 50, 100, 250, 500, 1000,
-    2500, 5000, 10000,
-)  # fmt: skip
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1,
+    1.5,
+    2,
+    3,
+    5,
+    7.5,
+    10,
+    20,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+)
 BUCKETS_S = tuple(b / 1000 for b in BUCKETS_MS)
 COUNTERS = ("hits", "cache_hits", "cache_misses", "db_statements", "bytes", "errors")
 UNMATCHED = ("(unmatched)", "")
@@ -58,12 +78,18 @@ class PathStats:
     def to_json(self, key: StatsKey) -> dict[str, Any]:
         path, version = key
         return {
-            "path": path, "version": version, "hits": self.hits,
-            "cache_hits": self.cache_hits, "cache_misses": self.cache_misses,
-            "db_statements": self.db_statements, "bytes": self.bytes, "errors": self.errors,
-            "p50_ms": self.percentile_ms(0.50), "p95_ms": self.percentile_ms(0.95),
+            "path": path,
+            "version": version,
+            "hits": self.hits,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
+            "db_statements": self.db_statements,
+            "bytes": self.bytes,
+            "errors": self.errors,
+            "p50_ms": self.percentile_ms(0.50),
+            "p95_ms": self.percentile_ms(0.95),
             "p99_ms": self.percentile_ms(0.99),
-        }  # fmt: skip
+        }
 
 
 class Statistics:
@@ -73,8 +99,16 @@ class Statistics:
         self.pending: dict[StatsKey, PathStats] = {}
         self.track_pending = False
 
-    def record(self, key: StatsKey, *, cache_hit: bool, statements: int, nbytes: int,
-               seconds: float, error: bool = False) -> None:  # fmt: skip
+    def record(
+        self,
+        key: StatsKey,
+        *,
+        cache_hit: bool,
+        statements: int,
+        nbytes: int,
+        seconds: float,
+        error: bool = False,
+    ) -> None:
         targets = (self.table, self.pending) if self.track_pending else (self.table,)
         bucket = bisect.bisect_left(BUCKETS_S, seconds)
         for table in targets:

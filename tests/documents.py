@@ -39,15 +39,19 @@ def sample_document(n: int = 1, **overrides: Any) -> dict[str, Any]:
                 "network_id": "net-1",
                 "mtu": 1450,
                 "fixed_ips": [
-                    {"address": address, "cidr": f"{network}.0/24",
-                     "gateway": f"{network}.254", "dns": ["10.255.0.2"]}
+                    {
+                        "address": address,
+                        "cidr": f"{network}.0/24",
+                        "gateway": f"{network}.254",
+                        "dns": ["10.255.0.2"],
+                    }
                 ],
                 "floating_ips": [f"203.0.113.{n & 255}"],
             }
         ],
         "user_data": base64.b64encode(f"#cloud-config\nhostname: web-{n}\n".encode()).decode(),
         "vendor_data": {"cloud": "test"},
-    }  # fmt: skip
+    }
     doc.update(overrides)
     return doc
 

@@ -25,33 +25,59 @@ def full_document(n: int) -> dict[str, Any]:
         kernel_id="aki-00000001",
         ramdisk_id="ari-00000002",
         security_groups=["default", "web"],
-        block_device_mapping={"ami": "vda", "root": "/dev/vda", "ephemeral0": "vdb",
-                              "swap": "vdc"},
-        keys=[{"name": "k1", "type": "ssh", "data": f"ssh-ed25519 AAAAfirst{n} k1"},
-              {"name": "k2", "type": "ssh", "data": f"ssh-rsa AAAAsecond{n} k2"}],
-        ports=[
-            {"id": f"port-{n}-aaaaaaaa-0", "mac": f"fa:16:3e:aa:00:{n & 255:02x}",
-             "network_id": "net-1", "mtu": 1450,
-             "fixed_ips": [
-                 {"address": address, "cidr": f"{net}.0/24", "gateway": f"{net}.254",
-                  "dns": ["10.255.0.2"]},
-                 {"address": f"fd00:{n:x}::5", "cidr": f"fd00:{n:x}::/64",
-                  "gateway": f"fd00:{n:x}::1"}],
-             "floating_ips": [f"203.0.113.{n & 255}"]},
-            {"id": f"port-{n}-bbbbbbbb-1", "mac": f"fa:16:3e:bb:00:{n & 255:02x}",
-             "network_id": "net-2", "mtu": 9000,
-             "fixed_ips": [
-                 {"address": f"192.168.{n & 255}.7", "cidr": f"192.168.{n & 255}.0/24"},
-                 {"address": f"fd01:{n:x}::7", "cidr": f"fd01:{n:x}::/64", "mode": "slaac"}],
-             "floating_ips": [f"198.51.100.{n & 255}"]},
+        block_device_mapping={"ami": "vda", "root": "/dev/vda", "ephemeral0": "vdb", "swap": "vdc"},
+        keys=[
+            {"name": "k1", "type": "ssh", "data": f"ssh-ed25519 AAAAfirst{n} k1"},
+            {"name": "k2", "type": "ssh", "data": f"ssh-rsa AAAAsecond{n} k2"},
         ],
-        devices=[{"type": "nic", "bus": "pci", "address": "0000:00:03.0",
-                  "mac": f"fa:16:3e:aa:00:{n & 255:02x}", "tags": ["uplink"], "vlan": 101,
-                  "vf_trusted": True}],
+        ports=[
+            {
+                "id": f"port-{n}-aaaaaaaa-0",
+                "mac": f"fa:16:3e:aa:00:{n & 255:02x}",
+                "network_id": "net-1",
+                "mtu": 1450,
+                "fixed_ips": [
+                    {
+                        "address": address,
+                        "cidr": f"{net}.0/24",
+                        "gateway": f"{net}.254",
+                        "dns": ["10.255.0.2"],
+                    },
+                    {
+                        "address": f"fd00:{n:x}::5",
+                        "cidr": f"fd00:{n:x}::/64",
+                        "gateway": f"fd00:{n:x}::1",
+                    },
+                ],
+                "floating_ips": [f"203.0.113.{n & 255}"],
+            },
+            {
+                "id": f"port-{n}-bbbbbbbb-1",
+                "mac": f"fa:16:3e:bb:00:{n & 255:02x}",
+                "network_id": "net-2",
+                "mtu": 9000,
+                "fixed_ips": [
+                    {"address": f"192.168.{n & 255}.7", "cidr": f"192.168.{n & 255}.0/24"},
+                    {"address": f"fd01:{n:x}::7", "cidr": f"fd01:{n:x}::/64", "mode": "slaac"},
+                ],
+                "floating_ips": [f"198.51.100.{n & 255}"],
+            },
+        ],
+        devices=[
+            {
+                "type": "nic",
+                "bus": "pci",
+                "address": "0000:00:03.0",
+                "mac": f"fa:16:3e:aa:00:{n & 255:02x}",
+                "tags": ["uplink"],
+                "vlan": 101,
+                "vf_trusted": True,
+            }
+        ],
         dedicated_cpus=[2, 3],
         tags={"Name": f"web-{n}", "team": "infra"},
         instance_metadata_tags=True,
-    )  # fmt: skip
+    )
 
 
 def minimal_document(n: int) -> dict[str, Any]:
@@ -69,16 +95,23 @@ class RawResponse:
 
 
 async def raw_request(
-    client: Any, method: str, target: bytes | str, headers: list[tuple[str, str]] | None = None,
+    client: Any,
+    method: str,
+    target: bytes | str,
+    headers: list[tuple[str, str]] | None = None,
     body: bytes = b"",
-) -> RawResponse:  # fmt: skip
+) -> RawResponse:
     """One request written byte for byte: the client library would normalise `//`, `.`
     and `..` away before the server saw them."""
     if isinstance(target, str):
         target = target.encode()
     reader, writer = await asyncio.open_connection(client.host, client.port)
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 169.254.169.254",
-             b"Connection: close", b"Content-Length: " + str(len(body)).encode()]  # fmt: skip
+    lines = [
+        method.encode() + b" " + target + b" HTTP/1.1",
+        b"Host: 169.254.169.254",
+        b"Connection: close",
+        b"Content-Length: " + str(len(body)).encode(),
+    ]
     lines += [f"{k}: {v}".encode("utf-8", "surrogateescape") for k, v in headers or []]
     writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
     await writer.drain()
@@ -139,5 +172,8 @@ def signed_headers(doc: dict[str, Any], secret: str) -> dict[str, str]:
     """Headers as Neutron's metadata proxy sends them for this instance."""
     from metadata.guest.identify import sign
 
-    return {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
-            "X-Instance-ID-Signature": sign(secret, doc["uuid"])}  # fmt: skip
+    return {
+        "X-Instance-ID": doc["uuid"],
+        "X-Tenant-ID": doc["project_id"],
+        "X-Instance-ID-Signature": sign(secret, doc["uuid"]),
+    }

@@ -34,18 +34,22 @@ class ServerProcess:
     log: Path
     headers: dict[str, str] = field(default_factory=dict)
 
-    def admin(self, method: str, path: str, body: Any = None, raw: bytes | None = None
-              ) -> tuple[int, bytes]:  # fmt: skip
+    def admin(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, bytes]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.admin_port}{path}", method=method, data=data,
+            f"http://127.0.0.1:{self.admin_port}{path}",
+            method=method,
+            data=data,
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )  # fmt: skip
+        )
         return _send(request)
 
     def guest(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.guest_port}{path}",
-                                         headers=headers or {})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.guest_port}{path}", headers=headers or {}
+        )
         return _send(request)
 
     def stop(self) -> None:
@@ -72,10 +76,14 @@ def start_server(
     to `metadata serve` (e.g. --demo)."""
     guest_port, admin_port = free_port(), free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_")}
-    full_env.update({"METADATA_ADMIN_TOKEN": ADMIN_TOKEN,
-                     "METADATA_LISTEN": f"127.0.0.1:{guest_port}",
-                     "METADATA_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
-                     "METADATA_TRUSTED_PROXIES": "127.0.0.0/8"})  # fmt: skip
+    full_env.update(
+        {
+            "METADATA_ADMIN_TOKEN": ADMIN_TOKEN,
+            "METADATA_LISTEN": f"127.0.0.1:{guest_port}",
+            "METADATA_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
+            "METADATA_TRUSTED_PROXIES": "127.0.0.0/8",
+        }
+    )
     full_env.update(env)
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
@@ -106,8 +114,10 @@ def redis_replicas(workdir: Path, db_offset: int) -> Iterator[tuple[ServerProces
     redis_url = backends.require_redis()
     db = 1 + (os.getpid() + db_offset) % 15
     backends.flush_redis(db)
-    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/shared.db",
-           "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}"}  # fmt: skip
+    env = {
+        "METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/shared.db",
+        "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}",
+    }
     first = start_server(workdir, env, "first")
     try:
         second = start_server(workdir, env, "second")

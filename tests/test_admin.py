@@ -45,8 +45,13 @@ async def test_requests_without_the_right_bearer_token_get_401(
     session_headers = admin.session.headers
     saved = session_headers.pop("Authorization")
     try:
-        for method, path in [("GET", url(1)), ("GET", "/v1/instances"), ("DELETE", url(1)),
-                             ("GET", url(1, "/user-data")), ("PUT", url(2))]:  # fmt: skip
+        for method, path in [
+            ("GET", url(1)),
+            ("GET", "/v1/instances"),
+            ("DELETE", url(1)),
+            ("GET", url(1, "/user-data")),
+            ("PUT", url(2)),
+        ]:
             response = await admin.request(method, path, headers=headers, json={})
             assert response.status == 401, (method, path)
             assert "error" in await response.json()
@@ -121,9 +126,14 @@ async def test_delete_answers_204_then_the_instance_is_gone(
 
 @pytest.mark.parametrize(
     ("method", "suffix"),
-    [("GET", ""), ("DELETE", ""), ("GET", "/user-data"), ("PUT", "/user-data"),
-     ("DELETE", "/user-data")],
-)  # fmt: skip
+    [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("GET", "/user-data"),
+        ("PUT", "/user-data"),
+        ("DELETE", "/user-data"),
+    ],
+)
 async def test_unknown_instance_is_404_on_every_route(
     admin: Client, method: str, suffix: str
 ) -> None:
@@ -138,9 +148,15 @@ async def test_non_uuid_in_url_is_404(admin: Client) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/instances"), ("PATCH", url(1)), ("POST", url(1)),
-     ("POST", url(1, "/user-data")), ("POST", "/healthz"), ("DELETE", "/v1/instances")],
-)  # fmt: skip
+    [
+        ("POST", "/v1/instances"),
+        ("PATCH", url(1)),
+        ("POST", url(1)),
+        ("POST", url(1, "/user-data")),
+        ("POST", "/healthz"),
+        ("DELETE", "/v1/instances"),
+    ],
+)
 async def test_wrong_methods_get_405(admin: Client, method: str, path: str) -> None:
     response = await admin.request(method, path, json={})
     assert response.status == 405
@@ -182,16 +198,27 @@ async def test_a_full_last_page_has_a_null_next_marker(
     body = await (await admin.get("/v1/instances", params={"limit": "4"})).json()
     assert len(body["instances"]) == 4
     assert body["next_marker"] is None
-    empty = await (await admin.get("/v1/instances", params={"marker": max(
-        doc["uuid"] for doc in body["instances"])})).json()  # fmt: skip
+    empty = await (
+        await admin.get(
+            "/v1/instances", params={"marker": max(doc["uuid"] for doc in body["instances"])}
+        )
+    ).json()
     assert empty == {"instances": [], "next_marker": None}
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "-1"}, {"limit": "abc"}, {"limit": "1001"}, {"limit": ""},
-     {"limit": "1.5"}, {"marker": "not-a-uuid"}, {"marker": ""}],
-)  # fmt: skip
+    [
+        {"limit": "0"},
+        {"limit": "-1"},
+        {"limit": "abc"},
+        {"limit": "1001"},
+        {"limit": ""},
+        {"limit": "1.5"},
+        {"marker": "not-a-uuid"},
+        {"marker": ""},
+    ],
+)
 async def test_bad_limit_or_marker_is_400(admin: Client, params: dict[str, str]) -> None:
     response = await admin.get("/v1/instances", params=params)
     assert response.status == 400
@@ -298,9 +325,15 @@ async def test_bad_document_is_400_naming_the_field(
 
 @pytest.mark.parametrize(
     "changes",
-    [{"keys": 0}, {"metadata": ""}, {"ports": False},
-     {"flavor": []}, {"vendor_data": 0}, {"security_groups": 0}],
-)  # fmt: skip
+    [
+        {"keys": 0},
+        {"metadata": ""},
+        {"ports": False},
+        {"flavor": []},
+        {"vendor_data": 0},
+        {"security_groups": 0},
+    ],
+)
 async def test_falsy_values_of_the_wrong_type_are_refused(
     admin: Client, changes: dict[str, Any]
 ) -> None:

@@ -266,8 +266,12 @@ def test_an_unreadable_or_malformed_config_file_is_one_problem(tmp_path: Path) -
 def test_guest_and_admin_listeners_may_not_share_an_address() -> None:
     problems = problems_of(environ={"METADATA_ADMIN_LISTEN": "127.0.0.1:8775"})
     assert problems == ["admin_listen: must differ from listen (127.0.0.1:8775)"]
-    problems = problems_of(environ={"METADATA_LISTEN": "169.254.169.254:80,[::1]:9775",
-                                    "METADATA_ADMIN_LISTEN": "[::1]:9775"})  # fmt: skip
+    problems = problems_of(
+        environ={
+            "METADATA_LISTEN": "169.254.169.254:80,[::1]:9775",
+            "METADATA_ADMIN_LISTEN": "[::1]:9775",
+        }
+    )
     assert problems == ["admin_listen: must differ from listen ([::1]:9775)"]
 
 
@@ -283,8 +287,10 @@ def test_several_guest_listeners_ipv4_and_ipv6() -> None:
 
 def test_listen_in_toml_is_a_string_or_an_array(tmp_path: Path) -> None:
     toml = write_toml(tmp_path, 'listen = ["127.0.0.1:8775", "[::1]:8775"]\n')
-    assert load_settings(toml, environ={}).listen == (HostPort("127.0.0.1", 8775),
-                                                      HostPort("::1", 8775))  # fmt: skip
+    assert load_settings(toml, environ={}).listen == (
+        HostPort("127.0.0.1", 8775),
+        HostPort("::1", 8775),
+    )
     toml = write_toml(tmp_path, "listen = 8775\n")
     assert problems_of(config_file=toml, environ={}) == [
         f"listen: expected a string, got int (from {toml}: listen)"
@@ -295,8 +301,9 @@ def test_the_token_hop_limit_defaults_to_one_as_ec2() -> None:
     assert load_settings(environ={}).token_hop_limit == 1
     assert load_settings(environ={"METADATA_TOKEN_HOP_LIMIT": "64"}).token_hop_limit == 64
     problems = problems_of(environ={"METADATA_TOKEN_HOP_LIMIT": "100"})
-    assert problems == ["token_hop_limit: expected 1 to 64 (as EC2), got '100' "
-                        "(from METADATA_TOKEN_HOP_LIMIT)"]  # fmt: skip
+    assert problems == [
+        "token_hop_limit: expected 1 to 64 (as EC2), got '100' (from METADATA_TOKEN_HOP_LIMIT)"
+    ]
 
 
 def test_error_messages_never_show_secrets() -> None:

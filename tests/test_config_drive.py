@@ -37,10 +37,12 @@ CLOUD_INIT_NEWEST_KNOWN = "2018-08-27"
 
 
 def drive_document(n: int = 41) -> dict[str, Any]:
-    doc = sample_document(n, user_data=base64.b64encode(USER_DATA).decode(),
-                          security_groups=["default", "web"],
-                          block_device_mapping={"ami": "vda", "root": "/dev/vda",
-                                                "ephemeral0": "/dev/vdb"})  # fmt: skip
+    doc = sample_document(
+        n,
+        user_data=base64.b64encode(USER_DATA).decode(),
+        security_groups=["default", "web"],
+        block_device_mapping={"ami": "vda", "root": "/dev/vda", "ephemeral0": "/dev/vdb"},
+    )
     doc["keys"].append({"name": "k2", "type": "ssh", "data": "ssh-rsa AAAAB3Nza k2"})
     return doc
 
@@ -96,8 +98,10 @@ async def test_the_drive_holds_every_openstack_version_and_ec2_as_the_live_trees
         assert meta["block-device-mapping"] == doc["block_device_mapping"]
         # Nova's dict: several lines are a list, public keys nested by index
         assert meta["security-groups"] == ["default", "web"]
-        assert meta["public-keys"] == {"0": {"openssh-key": doc["keys"][0]["data"]},
-                                       "1": {"openssh-key": doc["keys"][1]["data"]}}  # fmt: skip
+        assert meta["public-keys"] == {
+            "0": {"openssh-key": doc["keys"][0]["data"]},
+            "1": {"openssh-key": doc["keys"][1]["data"]},
+        }
     assert {p.split("/")[1] for p in files if p.startswith("ec2/")} == {"2009-04-04", "latest"}
 
 
@@ -130,7 +134,11 @@ async def test_the_same_instance_gives_the_same_bytes_with_fixed_timestamps(
     try:
         created = iso.pvd.volume_creation_date
         assert (created.year, created.month, created.dayofmonth, created.gmtoffset) == (
-            2000, 1, 1, 0)  # fmt: skip
+            2000,
+            1,
+            1,
+            0,
+        )
     finally:
         iso.close()
     # A change to the instance is a new drive.
@@ -193,14 +201,21 @@ async def test_the_cli_writes_the_same_bytes_as_the_admin_route(
     await put_instance(doc)
     from_route = await fetch_drive(admin, doc["uuid"])
     output = tmp_path / "disk.config"
-    done = await _cli("config-drive", doc["uuid"], "-o", str(output),
-                      "--database-url", settings.database_url)  # fmt: skip
+    done = await _cli(
+        "config-drive", doc["uuid"], "-o", str(output), "--database-url", settings.database_url
+    )
     assert done.returncode == 0, done.stderr
     assert output.read_bytes() == from_route
 
     missing = tmp_path / "missing.iso"
-    done = await _cli("config-drive", sample_document(404)["uuid"], "-o", str(missing),
-                      "--database-url", settings.database_url)  # fmt: skip
+    done = await _cli(
+        "config-drive",
+        sample_document(404)["uuid"],
+        "-o",
+        str(missing),
+        "--database-url",
+        settings.database_url,
+    )
     assert done.returncode == 1
     assert "no instance" in done.stderr
     assert not missing.exists()
@@ -214,9 +229,14 @@ async def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_")}
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "metadata", *argv], capture_output=True,
-        text=True, timeout=60, check=False, env=environ,
-    )  # fmt: skip
+        subprocess.run,
+        [sys.executable, "-m", "metadata", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environ,
+    )
 
 
 def test_the_drive_seed_is_per_instance_and_generation() -> None:
@@ -228,10 +248,16 @@ def test_the_drive_seed_is_per_instance_and_generation() -> None:
 
 
 def cloud_init_python() -> str:
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import cloudinit.sources.DataSourceConfigDrive"],
-        capture_output=True, timeout=30, check=False,
-    ) if Path(SYSTEM_PYTHON).exists() else None  # fmt: skip
+    probe = (
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import cloudinit.sources.DataSourceConfigDrive"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if Path(SYSTEM_PYTHON).exists()
+        else None
+    )
     if probe is None or probe.returncode != 0:
         backends.unavailable("cloud-init is not installed (apt-get install cloud-init)")
     return SYSTEM_PYTHON
@@ -248,12 +274,25 @@ def extract(files: dict[str, bytes], into: Path) -> Path:
 def read_with_cloud_init(directory: Path, nics: dict[str, str], tmp_path: Path) -> Any:
     output = tmp_path / "cloud-init.json"
     completed = subprocess.run(
-        [cloud_init_python(), str(HERE / "clients" / "read_config_drive.py"), str(directory),
-         json.dumps(nics), str(output)],
-        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
-             "PYTHONPATH": str(HERE / "clients")},
-    )  # fmt: skip
+        [
+            cloud_init_python(),
+            str(HERE / "clients" / "read_config_drive.py"),
+            str(directory),
+            json.dumps(nics),
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(HERE / "clients"),
+        },
+    )
     assert completed.returncode == 0, completed.stderr[-6000:]
     return client_output.loads(output.read_text())
 
@@ -262,8 +301,9 @@ async def test_cloud_init_reads_the_extracted_drive_from_the_newest_version_it_k
     admin: Client, put_instance: Any, tmp_path: Path
 ) -> None:
     doc = drive_document()
-    doc["ports"][0]["fixed_ips"].append({"address": "fd00:41::5", "cidr": "fd00:41::/64",
-                                         "gateway": "fd00:41::1"})  # fmt: skip
+    doc["ports"][0]["fixed_ips"].append(
+        {"address": "fd00:41::5", "cidr": "fd00:41::/64", "gateway": "fd00:41::1"}
+    )
     await put_instance(doc)
     files = read_iso(await fetch_drive(admin, doc["uuid"]))
     mac = doc["ports"][0]["mac"]

@@ -29,11 +29,19 @@ CHROMIUM_TIMEOUT = 90.0  # seconds; the page needs about one poll
 # first refresh and the preview, never more than CHROMIUM_TIMEOUT of real time.
 VIRTUAL_TIME_MS = 8000
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-    "--no-proxy-server", "--mute-audio",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--no-proxy-server",
+    "--mute-audio",
+)
 
 
 def preview_url(uuid: str, guest_path: str) -> str:
@@ -61,9 +69,11 @@ async def guest_get(guest: TestClient[Any, Any], path: str, n: int = 1) -> aioht
     ],
 )
 async def test_preview_serves_exactly_what_the_guest_gets(
-    guest: TestClient[Any, Any], admin: TestClient[Any, Any], put_instance: Any,
+    guest: TestClient[Any, Any],
+    admin: TestClient[Any, Any],
+    put_instance: Any,
     guest_path: str,
-) -> None:  # fmt: skip
+) -> None:
     doc = await put_instance(sample_document(1))
     served = await guest_get(guest, guest_path)
     previewed = await admin.get(preview_url(doc["uuid"], guest_path))
@@ -131,8 +141,9 @@ async def test_preview_of_an_unknown_instance_is_not_found(admin: TestClient[Any
     assert bad.status == 404
 
 
-async def test_preview_needs_the_admin_token(admin: TestClient[Any, Any], put_instance: Any
-                                             ) -> None:  # fmt: skip
+async def test_preview_needs_the_admin_token(
+    admin: TestClient[Any, Any], put_instance: Any
+) -> None:
     doc = await put_instance(sample_document(1))
     url = admin.make_url(preview_url(doc["uuid"], "/latest/meta-data/instance-id"))
     async with aiohttp.ClientSession() as anonymous, anonymous.get(url) as response:
@@ -213,10 +224,15 @@ async def dump_dom(url: str) -> str:
     binary = chromium_binary()
     with tempfile.TemporaryDirectory(prefix="metadata-chromium-") as profile:
         process = await asyncio.create_subprocess_exec(
-            binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-            f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom", url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            binary,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={VIRTUAL_TIME_MS}",
+            "--dump-dom",
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(process.communicate(), CHROMIUM_TIMEOUT)
         except TimeoutError:

@@ -57,8 +57,20 @@ class PrivatePostgres:
             shutil.chown(self.root, "postgres")
         self.port = free_port()
         self.data = self.root / "data"
-        self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                   "--no-sync", "-E", "UTF8"])  # fmt: skip
+        self._run(
+            [
+                initdb,
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
         self.start()
 
     @property
@@ -66,18 +78,34 @@ class PrivatePostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command: list[str]) -> None:
-        result = subprocess.run([*self.user_prefix, *command], capture_output=True, text=True,
-                                timeout=60, cwd=self.root)  # fmt: skip
+        result = subprocess.run(
+            [*self.user_prefix, *command], capture_output=True, text=True, timeout=60, cwd=self.root
+        )
         assert result.returncode == 0, f"{command[0]}: {result.stdout}{result.stderr}"
 
     def is_running(self) -> bool:
         return backends.port_open("127.0.0.1", self.port)
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off")  # fmt: skip
-        self._run([self.pg_ctl, "-D", str(self.data), "-w", "-t", "30", "-o", options,
-                   "-l", str(self.root / "server.log"), "start"])  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        self._run(
+            [
+                self.pg_ctl,
+                "-D",
+                str(self.data),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                options,
+                "-l",
+                str(self.root / "server.log"),
+                "start",
+            ]
+        )
 
     def kill(self) -> None:
         """Immediate shutdown: every backend dies at once, as in a crash."""
@@ -100,10 +128,22 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not backends.port_open("127.0.0.1", self.port):
             assert self.process.poll() is None, "redis-server exited"
@@ -147,8 +187,9 @@ def redis_server() -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def both_up(postgres: PrivatePostgres, redis_server: PrivateRedis, shared_server: ServerProcess
-            ) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:  # fmt: skip
+def both_up(
+    postgres: PrivatePostgres, redis_server: PrivateRedis, shared_server: ServerProcess
+) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
     """Each test starts with both backends running, and leaves them so even if it failed
     half way through an outage."""
     yield postgres, redis_server
@@ -159,15 +200,20 @@ def both_up(postgres: PrivatePostgres, redis_server: PrivateRedis, shared_server
 
 
 def start(workdir: Path, database_url: str, cache_url: str) -> ServerProcess:
-    env = {"METADATA_DATABASE_URL": database_url, "METADATA_CACHE_URL": cache_url,
-           "METADATA_RATE_LIMIT": "off", "METADATA_LOG_FORMAT": "text",
-           "METADATA_STALE_IF_ERROR": str(STALE_IF_ERROR)}  # fmt: skip
+    env = {
+        "METADATA_DATABASE_URL": database_url,
+        "METADATA_CACHE_URL": cache_url,
+        "METADATA_RATE_LIMIT": "off",
+        "METADATA_LOG_FORMAT": "text",
+        "METADATA_STALE_IF_ERROR": str(STALE_IF_ERROR),
+    }
     return start_server(workdir, env)
 
 
 @pytest.fixture(scope="module")
-def shared_server(postgres: PrivatePostgres, redis_server: PrivateRedis,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:  # fmt: skip
+def shared_server(
+    postgres: PrivatePostgres, redis_server: PrivateRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """One server for the tests below (starting one is slow on a loaded machine); each
     test uses instances of its own and leaves both backends running and in use."""
     redis_server.start()
@@ -180,8 +226,9 @@ def shared_server(postgres: PrivatePostgres, redis_server: PrivateRedis,
 
 def get(server: ServerProcess, path: str, n: int) -> tuple[int, dict[str, str], bytes]:
     """A guest read for instance n: status, headers and body."""
-    request = urllib.request.Request(f"http://127.0.0.1:{server.guest_port}{path}",
-                                     headers=guest_headers(n))  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.guest_port}{path}", headers=guest_headers(n)
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
@@ -300,8 +347,11 @@ def test_redis_unreachable_at_start_the_service_serves_and_uses_it_once_it_appea
     server = start(tmp_path, postgres.url, late_redis.url)
     try:
         put(server, 106)
-        for path in ("/latest/meta-data/hostname", "/latest/user-data",
-                     "/latest/meta-data/hostname"):  # fmt: skip
+        for path in (
+            "/latest/meta-data/hostname",
+            "/latest/user-data",
+            "/latest/meta-data/hostname",
+        ):
             assert get(server, path, 106)[0] == 200
         assert "Redis" in server.log.read_text() and "WARNING" in server.log.read_text()
         status, body = readyz(server)

@@ -173,11 +173,16 @@ class Image:
             for source in sources:
                 # Docker's COPY: a directory's contents go to dest; a file into dest/ or as dest.
                 if (ROOT / source).is_dir():
-                    shutil.copytree(ROOT / source, workdir / dest,
-                                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+                    shutil.copytree(
+                        ROOT / source, workdir / dest, ignore=shutil.ignore_patterns("__pycache__")
+                    )
                 else:
-                    shutil.copy(ROOT / source, workdir / dest / Path(source).name
-                                if dest.endswith("/") else workdir / dest)  # fmt: skip
+                    shutil.copy(
+                        ROOT / source,
+                        workdir / dest / Path(source).name
+                        if dest.endswith("/")
+                        else workdir / dest,
+                    )
         for command in build.all("RUN"):
             run(self.shell(self.build_root, command), cwd=workdir, timeout=60)
         for copy in runtime.all("COPY"):
@@ -261,8 +266,12 @@ def test_the_installed_wheel_serves_and_passes_the_healthcheck_until_stopped(
     # The wheel, not the source tree, is what runs.
     where = subprocess.run(
         [str(image.venv / "bin" / "python"), "-c", "import metadata; print(metadata.__file__)"],
-        cwd=workdir, capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert where.stdout.startswith(str(image.venv / "lib"))
     # No token configured: one was generated into METADATA_ADMIN_TOKEN_FILE, owner-only.
     token_file = Path(image.environ()["METADATA_ADMIN_TOKEN_FILE"])

@@ -89,13 +89,33 @@ def test_sample_documents_round_trip(n: int) -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"user_data": None}, {"kernel_id": ""}, {"ramdisk_id": "r"}, {"devices": [{"type": "disk"}]},
-     {"dedicated_cpus": [0, 3]}, {"block_device_mapping": {}}, {"flavor": {}}, {"ec2_id": ""},
-     {"ports": [{"id": "p", "mac": "FA:16:3E:00:00:0A",
-                 "fixed_ips": [{"address": "2001:db8::0001", "cidr": "2001:db8::/64",
-                                "mode": "slaac", "routes": [{"cidr": "::/0",
-                                                             "gateway": "2001:db8::1"}]}]}]}],
-)  # fmt: skip
+    [
+        {"user_data": None},
+        {"kernel_id": ""},
+        {"ramdisk_id": "r"},
+        {"devices": [{"type": "disk"}]},
+        {"dedicated_cpus": [0, 3]},
+        {"block_device_mapping": {}},
+        {"flavor": {}},
+        {"ec2_id": ""},
+        {
+            "ports": [
+                {
+                    "id": "p",
+                    "mac": "FA:16:3E:00:00:0A",
+                    "fixed_ips": [
+                        {
+                            "address": "2001:db8::0001",
+                            "cidr": "2001:db8::/64",
+                            "mode": "slaac",
+                            "routes": [{"cidr": "::/0", "gateway": "2001:db8::1"}],
+                        }
+                    ],
+                }
+            ]
+        },
+    ],
+)
 def test_edge_documents_round_trip(fields: dict[str, Any]) -> None:
     parsed = parse_document(minimal(**fields))
     assert parse_document(document_to_json(parsed)) == parsed
@@ -115,25 +135,42 @@ names = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8)
 json_values = st.recursive(
     json_scalars | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
-)  # fmt: skip
+)
 addresses = st.sampled_from(["10.0.0.5", "10.0.0.300", "2001:db8::5", "", "x", "10.1.0.5"])
 fixed_ips = st.fixed_dictionaries(
     {"address": addresses, "cidr": st.sampled_from(["10.0.0.0/24", "2001:db8::/64", "bad"])},
-    optional={"gateway": addresses | st.none(), "dns": st.lists(addresses, max_size=2),
-              "mode": st.sampled_from(["static", "dhcp", "slaac", "x"]),
-              "routes": st.lists(st.fixed_dictionaries({"cidr": st.sampled_from(
-                  ["0.0.0.0/0", "10.1.0.0/16", "nope"]), "gateway": addresses}), max_size=2)},
-)  # fmt: skip
+    optional={
+        "gateway": addresses | st.none(),
+        "dns": st.lists(addresses, max_size=2),
+        "mode": st.sampled_from(["static", "dhcp", "slaac", "x"]),
+        "routes": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "cidr": st.sampled_from(["0.0.0.0/0", "10.1.0.0/16", "nope"]),
+                    "gateway": addresses,
+                }
+            ),
+            max_size=2,
+        ),
+    },
+)
 ports = st.fixed_dictionaries(
-    {"id": names | st.text(max_size=6),
-     "mac": st.sampled_from(["fa:16:3e:00:00:01", "FA:16:3E:00:00:02", "fa:16", ""])},
-    optional={"mtu": st.none() | st.integers(0, 70000), "network_id": st.text(max_size=4),
-              "fixed_ips": st.lists(fixed_ips, max_size=2),
-              "floating_ips": st.lists(addresses, max_size=2), "type": st.text(max_size=4)},
-)  # fmt: skip
+    {
+        "id": names | st.text(max_size=6),
+        "mac": st.sampled_from(["fa:16:3e:00:00:01", "FA:16:3E:00:00:02", "fa:16", ""]),
+    },
+    optional={
+        "mtu": st.none() | st.integers(0, 70000),
+        "network_id": st.text(max_size=4),
+        "fixed_ips": st.lists(fixed_ips, max_size=2),
+        "floating_ips": st.lists(addresses, max_size=2),
+        "type": st.text(max_size=4),
+    },
+)
 keys = st.fixed_dictionaries(
     {"name": names | st.text(max_size=6), "data": names | st.text(max_size=12)},
     optional={"type": st.sampled_from(["ssh", "x509", "pgp"])},
@@ -146,26 +183,37 @@ field_values: dict[str, st.SearchStrategy[Any]] = {
     "launch_index": st.integers(-2, 3) | st.booleans(),
     "ec2_id": st.sampled_from(["", "i-0123abcd", "i-XYZ", "ami-1"]),
     "kernel_id": st.none() | st.text(max_size=4),
-    "flavor": st.fixed_dictionaries({"name": st.text(max_size=4)},
-                                    optional={"vcpus": st.integers(-1, 4)}),
+    "flavor": st.fixed_dictionaries(
+        {"name": st.text(max_size=4)}, optional={"vcpus": st.integers(-1, 4)}
+    ),
     "security_groups": st.lists(st.text(max_size=4), max_size=3),
     "metadata": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
     "keys": st.lists(keys, max_size=3),
     "ports": st.lists(ports, max_size=3),
-    "user_data": st.none() | st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())
+    "user_data": st.none()
+    | st.binary(max_size=20).map(lambda b: base64.b64encode(b).decode())
     | st.text(max_size=6),
     "vendor_data": st.dictionaries(st.text(max_size=4), json_values, max_size=3),
     "dedicated_cpus": st.lists(st.integers(-1, 8), max_size=3),
-    "devices": st.lists(st.fixed_dictionaries({"type": st.sampled_from(["nic", "disk", "tv"])},
-                                              optional={"bus": st.text(max_size=3)}),
-                        max_size=2),
-}  # fmt: skip
+    "devices": st.lists(
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["nic", "disk", "tv"])}, optional={"bus": st.text(max_size=3)}
+        ),
+        max_size=2,
+    ),
+}
 shaped_documents = st.fixed_dictionaries(
-    {"uuid": field_values["uuid"], "hostname": field_values["hostname"],
-     "project_id": field_values["project_id"]},
-    optional={name: value for name, value in field_values.items()
-              if name not in ("uuid", "hostname", "project_id")},
-)  # fmt: skip
+    {
+        "uuid": field_values["uuid"],
+        "hostname": field_values["hostname"],
+        "project_id": field_values["project_id"],
+    },
+    optional={
+        name: value
+        for name, value in field_values.items()
+        if name not in ("uuid", "hostname", "project_id")
+    },
+)
 # Shaped documents three times out of four; any JSON under the known field names otherwise.
 documents = st.one_of(
     shaped_documents,

@@ -79,8 +79,9 @@ async def vendor() -> AsyncIterator[VendorServices]:
 
 @pytest.fixture
 def settings_overrides(vendor: VendorServices) -> dict[str, Any]:
-    targets = {name: f"{vendor.base}/{name}" for name in ("good", "slow", "fails", "not-json",
-                                                   "redirects")}  # fmt: skip
+    targets = {
+        name: f"{vendor.base}/{name}" for name in ("good", "slow", "fails", "not-json", "redirects")
+    }
     # The default timeout (2 s): shorter ones fail the good service too on a loaded machine.
     return {"vendor_data_targets": targets, "vendor_data": {"region": "r1"}}
 
@@ -120,8 +121,15 @@ async def test_services_are_posted_the_instance_context_as_nova_does(
     assert posted["metadata"] == {"role": "web", "n": "1"}
     assert base64.b64decode(posted["user-data"]) == base64.b64decode(doc["user_data"])
     assert posted["boot-roles"] == ""
-    assert set(posted) == {"project-id", "instance-id", "image-id", "user-data", "hostname",
-                           "metadata", "boot-roles"}  # fmt: skip
+    assert set(posted) == {
+        "project-id",
+        "instance-id",
+        "image-id",
+        "user-data",
+        "hostname",
+        "metadata",
+        "boot-roles",
+    }
     assert set(vendor.content_types) == {"application/json"}
 
 
@@ -171,9 +179,11 @@ async def test_vendor_data_json_asks_no_service(
 
 
 async def test_outcomes_are_counted_per_target_in_metrics(
-    guest: TestClient[Any, Any], admin: TestClient[Any, Any], put_instance: Any,
+    guest: TestClient[Any, Any],
+    admin: TestClient[Any, Any],
+    put_instance: Any,
     vendor: VendorServices,
-) -> None:  # fmt: skip
+) -> None:
     await put_instance(sample_document(1))
     await read_vendor_data2(guest)
     text = await (await admin.get("/metrics")).text()
@@ -207,20 +217,24 @@ async def test_concurrent_misses_of_one_instance_share_one_round_of_posts(
 
 def test_the_slice_survives_the_shared_cache_codec() -> None:
     value = DynamicVendorData({"good": {"a": [1, 2]}, "other": "text"})
-    decoded = codec.decode(Slice.DYNAMIC_VENDOR_DATA, codec.encode(Slice.DYNAMIC_VENDOR_DATA,
-                                                                  value))  # fmt: skip
+    decoded = codec.decode(
+        Slice.DYNAMIC_VENDOR_DATA, codec.encode(Slice.DYNAMIC_VENDOR_DATA, value)
+    )
     assert decoded == value
     assert list(decoded.answers) == ["good", "other"]
 
 
 def test_targets_are_read_from_the_environment_in_order() -> None:
-    settings = load_settings(environ={
-        "METADATA_VENDOR_DATA_TARGETS": "b=http://127.0.0.1:1/x, a=https://vendor.example/",
-        "METADATA_VENDOR_DATA_TIMEOUT": "1.5",
-    })  # fmt: skip
+    settings = load_settings(
+        environ={
+            "METADATA_VENDOR_DATA_TARGETS": "b=http://127.0.0.1:1/x, a=https://vendor.example/",
+            "METADATA_VENDOR_DATA_TIMEOUT": "1.5",
+        }
+    )
     assert list(settings.vendor_data_targets.items()) == [
-        ("b", "http://127.0.0.1:1/x"), ("a", "https://vendor.example/"),
-    ]  # fmt: skip
+        ("b", "http://127.0.0.1:1/x"),
+        ("a", "https://vendor.example/"),
+    ]
     assert settings.vendor_data_timeout == 1.5
 
 
@@ -240,9 +254,11 @@ def test_bad_targets_are_refused(value: str, complaint: str) -> None:
 
 
 def test_a_url_password_is_masked_when_settings_are_shown() -> None:
-    settings = load_settings(environ={
-        "METADATA_VENDOR_DATA_TARGETS": "a=https://user:hunter2@vendor.example/",
-    })  # fmt: skip
+    settings = load_settings(
+        environ={
+            "METADATA_VENDOR_DATA_TARGETS": "a=https://user:hunter2@vendor.example/",
+        }
+    )
     assert settings.masked()["vendor_data_targets"] == {"a": "https://user:***@vendor.example/"}
 
 
@@ -252,9 +268,12 @@ class TestWithoutTargets:
         return {"vendor_data": {"region": "r1"}}
 
     async def test_vendor_data2_is_the_static_part_alone(
-        self, guest: TestClient[Any, Any], admin: TestClient[Any, Any], put_instance: Any,
+        self,
+        guest: TestClient[Any, Any],
+        admin: TestClient[Any, Any],
+        put_instance: Any,
         services: Services,
-    ) -> None:  # fmt: skip
+    ) -> None:
         await put_instance(sample_document(1))
         assert await read_vendor_data2(guest) == {"static": {"region": "r1", "cloud": "test"}}
         # Nothing to ask: the slice requires no other slice and nothing is counted.

@@ -18,12 +18,36 @@ from tests.guest_http import full_document
 
 N = 11
 # Written out from AWS's list (imds-peers §1.2), not read from the code under test.
-AWS_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
-                "2008-02-01", "2008-09-01", "2009-04-04", "2011-01-01", "2011-05-01",
-                "2012-01-12", "2014-02-25", "2014-11-05", "2015-10-20", "2016-04-19",
-                "2016-06-30", "2016-09-02", "2018-03-28", "2018-08-17", "2018-09-24",
-                "2019-10-01", "2020-10-27", "2021-01-03", "2021-03-23", "2021-07-15",
-                "2022-07-09", "2022-09-24"]  # fmt: skip
+AWS_VERSIONS = [
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-07-09",
+    "2022-09-24",
+]
 
 
 async def value(guest: Any, path: str, n: int = N) -> str | None:
@@ -45,18 +69,30 @@ async def listing(guest: Any, path: str, n: int = N) -> list[str]:
 
 async def test_scalar_leaves_are_the_documents_values(guest: Any, put_instance: Any) -> None:
     doc = full_document(N)
-    doc.update(ec2_id="i-0000abcd", reservation_id="r-feedbeef", launch_index=3,
-               image_id="ami-12345678", availability_zone="zone-b")  # fmt: skip
+    doc.update(
+        ec2_id="i-0000abcd",
+        reservation_id="r-feedbeef",
+        launch_index=3,
+        image_id="ami-12345678",
+        availability_zone="zone-b",
+    )
     await put_instance(doc)
     expected = {
-        "instance-id": "i-0000abcd", "ami-id": "ami-12345678", "reservation-id": "r-feedbeef",
-        "ami-launch-index": "3", "instance-type": doc["flavor"]["name"],
-        "hostname": doc["hostname"], "local-hostname": doc["hostname"],
+        "instance-id": "i-0000abcd",
+        "ami-id": "ami-12345678",
+        "reservation-id": "r-feedbeef",
+        "ami-launch-index": "3",
+        "instance-type": doc["flavor"]["name"],
+        "hostname": doc["hostname"],
+        "local-hostname": doc["hostname"],
         "local-ipv4": doc["ports"][0]["fixed_ips"][0]["address"],
         "public-ipv4": doc["ports"][0]["floating_ips"][0],
-        "placement/availability-zone": "zone-b", "kernel-id": "aki-00000001",
-        "ramdisk-id": "ari-00000002", "mac": doc["ports"][0]["mac"], "instance-action": "none",
-    }  # fmt: skip
+        "placement/availability-zone": "zone-b",
+        "kernel-id": "aki-00000001",
+        "ramdisk-id": "ari-00000002",
+        "mac": doc["ports"][0]["mac"],
+        "instance-action": "none",
+    }
     for leaf, want in expected.items():
         assert await value(guest, f"/latest/meta-data/{leaf}") == want, leaf
 
@@ -152,11 +188,16 @@ async def test_each_port_is_a_vpc_interface_of_its_network(guest: Any, put_insta
     base = f"/latest/meta-data/network/interfaces/macs/{port['mac']}/"
     assert await value(guest, base + "vpc-id") == port["network_id"]
     assert await value(guest, base + "owner-id") == doc["project_id"]
-    assert await listing(guest, base + "local-ipv4s") == ["192.168.11.7", "192.168.11.8",
-                                                           "172.16.0.9"]  # fmt: skip
+    assert await listing(guest, base + "local-ipv4s") == [
+        "192.168.11.7",
+        "192.168.11.8",
+        "172.16.0.9",
+    ]
     assert await value(guest, base + "vpc-ipv4-cidr-block") == "192.168.11.0/24"
-    assert await listing(guest, base + "vpc-ipv4-cidr-blocks") == ["172.16.0.0/20",
-                                                                    "192.168.11.0/24"]  # fmt: skip
+    assert await listing(guest, base + "vpc-ipv4-cidr-blocks") == [
+        "172.16.0.0/20",
+        "192.168.11.0/24",
+    ]
     assert await value(guest, base + "vpc-ipv6-cidr-blocks") == "fd01:b::/64"
     assert await listing(guest, base + "security-groups") == ["default", "web"]
     assert await listing(guest, base + "security-group-ids") == ["default", "web"]
@@ -174,9 +215,16 @@ async def test_a_port_without_ipv6_or_network_lists_none_of_their_leaves(
     await put_instance(doc)
     base = f"/latest/meta-data/network/interfaces/macs/{doc['ports'][0]['mac']}/"
     names = await listing(guest, base)
-    for absent in ("ipv6s", "subnet-ipv6-cidr-blocks", "vpc-id", "vpc-ipv4-cidr-block",
-                   "vpc-ipv4-cidr-blocks", "vpc-ipv6-cidr-blocks", "public-ipv4s",
-                   "ipv4-associations/"):  # fmt: skip
+    for absent in (
+        "ipv6s",
+        "subnet-ipv6-cidr-blocks",
+        "vpc-id",
+        "vpc-ipv4-cidr-block",
+        "vpc-ipv4-cidr-blocks",
+        "vpc-ipv6-cidr-blocks",
+        "public-ipv4s",
+        "ipv4-associations/",
+    ):
         assert absent not in names
         assert await value(guest, base + absent) is None, absent
     assert "ipv6" not in await listing(guest, "/latest/meta-data/")
@@ -184,15 +232,24 @@ async def test_a_port_without_ipv6_or_network_lists_none_of_their_leaves(
 
 @pytest.mark.parametrize(
     ("leaf", "since"),
-    [("local-hostname", "2007-01-19"), ("public-hostname", "2007-01-19"),
-     ("public-ipv4", "2007-01-19"), ("instance-type", "2007-08-29"),
-     ("block-device-mapping/ami", "2007-12-15"), ("kernel-id", "2007-12-15"),
-     ("placement/availability-zone", "2008-02-01"), ("instance-action", "2008-09-01"),
-     ("mac", "2011-01-01"), ("services/domain", "2014-02-25"),
-     ("services/partition", "2015-10-20"), ("instance-life-cycle", "2019-10-01"),
-     ("placement/region", "2020-08-24"), ("ipv6", "2021-01-03"),
-     ("tags/instance/Name", "2021-03-23")],
-)  # fmt: skip
+    [
+        ("local-hostname", "2007-01-19"),
+        ("public-hostname", "2007-01-19"),
+        ("public-ipv4", "2007-01-19"),
+        ("instance-type", "2007-08-29"),
+        ("block-device-mapping/ami", "2007-12-15"),
+        ("kernel-id", "2007-12-15"),
+        ("placement/availability-zone", "2008-02-01"),
+        ("instance-action", "2008-09-01"),
+        ("mac", "2011-01-01"),
+        ("services/domain", "2014-02-25"),
+        ("services/partition", "2015-10-20"),
+        ("instance-life-cycle", "2019-10-01"),
+        ("placement/region", "2020-08-24"),
+        ("ipv6", "2021-01-03"),
+        ("tags/instance/Name", "2021-03-23"),
+    ],
+)
 async def test_leaves_appear_from_the_version_that_introduced_them(
     guest: Any, put_instance: Any, leaf: str, since: str
 ) -> None:
@@ -271,13 +328,19 @@ async def test_tags_are_served_only_when_the_document_opts_in(
 
 @pytest.mark.parametrize(
     ("fields", "field"),
-    [({"region": "US East"}, "region"), ({"region": 5}, "region"),
-     ({"tags": {"a/b": "x"}}, "tags.a/b"), ({"tags": {"_index": "x"}}, "tags._index"),
-     ({"tags": {"..": "x"}}, "tags..."), ({"tags": {"k": "two\nlines"}}, "tags.k"),
-     ({"tags": {"k": 1}}, "tags.k"), ({"tags": ["k"]}, "tags"),
-     ({"tags": {f"k{i}": "v" for i in range(51)}}, "tags"),
-     ({"instance_metadata_tags": "yes"}, "instance_metadata_tags")],
-)  # fmt: skip
+    [
+        ({"region": "US East"}, "region"),
+        ({"region": 5}, "region"),
+        ({"tags": {"a/b": "x"}}, "tags.a/b"),
+        ({"tags": {"_index": "x"}}, "tags._index"),
+        ({"tags": {"..": "x"}}, "tags..."),
+        ({"tags": {"k": "two\nlines"}}, "tags.k"),
+        ({"tags": {"k": 1}}, "tags.k"),
+        ({"tags": ["k"]}, "tags"),
+        ({"tags": {f"k{i}": "v" for i in range(51)}}, "tags"),
+        ({"instance_metadata_tags": "yes"}, "instance_metadata_tags"),
+    ],
+)
 def test_bad_ec2_fields_are_refused_naming_the_field(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidDocument) as raised:
         parse_document(sample_document(N, **fields))

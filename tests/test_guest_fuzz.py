@@ -24,14 +24,53 @@ from tests.conftest import ADMIN_TOKEN, PROXY_SECRET
 from tests.documents import instance_address, sample_document
 from tests.guest_http import full_document
 
-SEGMENTS = ["latest", "openstack", "ec2", "meta-data", "user-data", "meta_data.json",
-            "password", "public-keys", "0", "0=k1", "openssh-key", "placement",
-            "network", "interfaces", "macs", "2009-04-04", "1.0", "2013-04-04", "..", ".",
-            "", "%2F", "%2e%2e", "%00", "%ff", "%", "%zz", "é", "\u2028", "a" * 3000,
-            "block-device-mapping", "fa:16:3e:aa:00:05", "dynamic"]  # fmt: skip
-HEADER_NAMES = ["X-Forwarded-For", "X-Instance-ID", "X-Tenant-ID", "X-Instance-ID-Signature",
-                "X-aws-ec2-metadata-token", "X-aws-ec2-metadata-token-ttl-seconds",
-                "Content-Length", "Transfer-Encoding", "Host", "X-Other"]  # fmt: skip
+SEGMENTS = [
+    "latest",
+    "openstack",
+    "ec2",
+    "meta-data",
+    "user-data",
+    "meta_data.json",
+    "password",
+    "public-keys",
+    "0",
+    "0=k1",
+    "openssh-key",
+    "placement",
+    "network",
+    "interfaces",
+    "macs",
+    "2009-04-04",
+    "1.0",
+    "2013-04-04",
+    "..",
+    ".",
+    "",
+    "%2F",
+    "%2e%2e",
+    "%00",
+    "%ff",
+    "%",
+    "%zz",
+    "é",
+    "\u2028",
+    "a" * 3000,
+    "block-device-mapping",
+    "fa:16:3e:aa:00:05",
+    "dynamic",
+]
+HEADER_NAMES = [
+    "X-Forwarded-For",
+    "X-Instance-ID",
+    "X-Tenant-ID",
+    "X-Instance-ID-Signature",
+    "X-aws-ec2-metadata-token",
+    "X-aws-ec2-metadata-token-ttl-seconds",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Host",
+    "X-Other",
+]
 HEADER_VALUES = st.one_of(
     st.sampled_from(
         [
@@ -117,8 +156,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with Server(tmp_path_factory.mktemp("fuzz") / "metadata.db") as running:
         for doc in (full_document(5), sample_document(6)):
             admin = http.client.HTTPConnection("127.0.0.1", running.ports[1], timeout=10)
-            admin.request("PUT", f"/v1/instances/{doc['uuid']}", json.dumps(doc),
-                          {"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+            admin.request(
+                "PUT",
+                f"/v1/instances/{doc['uuid']}",
+                json.dumps(doc),
+                {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
             assert admin.getresponse().status in (200, 201)
             admin.close()
         yield running
@@ -126,8 +169,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def send(port: int, method: str, target: bytes, headers: list[tuple[str, str]]) -> int:
     """Write the request byte for byte and read the status line."""
-    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 169.254.169.254",
-             b"Connection: close"]  # fmt: skip
+    lines = [
+        method.encode() + b" " + target + b" HTTP/1.1",
+        b"Host: 169.254.169.254",
+        b"Connection: close",
+    ]
     lines += [f"{k}: {v}".encode() for k, v in headers]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
@@ -149,9 +195,12 @@ def send(port: int, method: str, target: bytes, headers: list[tuple[str, str]]) 
     headers=st.lists(st.tuples(st.sampled_from(HEADER_NAMES), HEADER_VALUES), max_size=5),
 )
 def test_random_requests_never_get_a_server_error(
-    server: Server, method: str, segments: list[str], trailing_slash: bool,
+    server: Server,
+    method: str,
+    segments: list[str],
+    trailing_slash: bool,
     headers: list[tuple[str, str]],
-) -> None:  # fmt: skip
+) -> None:
     path = "/" + "/".join(segments) + ("/" if trailing_slash else "")
     # Bytes a client could put on the wire: spaces and controls would end the request line.
     target = "".join(c if c > " " and c != "\x7f" else "%20" for c in path).encode("utf-8")
@@ -171,6 +220,10 @@ def test_forwarded_for_values_never_get_a_server_error(
 
 
 def test_the_fuzz_server_answers_an_identified_guest(server: Server) -> None:
-    status = send(server.ports[0], "GET", b"/latest/meta-data/instance-id",
-                  [("X-Forwarded-For", instance_address(5))])  # fmt: skip
+    status = send(
+        server.ports[0],
+        "GET",
+        b"/latest/meta-data/instance-id",
+        [("X-Forwarded-For", instance_address(5))],
+    )
     assert status == 200

@@ -40,14 +40,22 @@ async def one_connection_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, force_close=False))
 
 
-@pytest.mark.parametrize("host, family, level, option", [
-    ("127.0.0.1", socket.AF_INET, socket.IPPROTO_IP, socket.IP_TTL),
-    ("::1", socket.AF_INET6, socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "host, family, level, option",
+    [
+        ("127.0.0.1", socket.AF_INET, socket.IPPROTO_IP, socket.IP_TTL),
+        ("::1", socket.AF_INET6, socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS),
+    ],
+)
 async def test_the_token_answer_leaves_with_the_hop_limit_and_later_answers_without(
-    host: str, family: int, level: int, option: int, aiohttp_server: Any,
-    services: Services, put_instance: Any,
-) -> None:  # fmt: skip
+    host: str,
+    family: int,
+    level: int,
+    option: int,
+    aiohttp_server: Any,
+    services: Services,
+    put_instance: Any,
+) -> None:
     if family == socket.AF_INET6 and not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
     await put_instance(sample_document(7))

@@ -77,8 +77,11 @@ async def test_a_missing_signature_is_403(guest: Any, put_instance: Any) -> None
 
 async def test_a_non_utf8_instance_id_is_refused_not_an_error(guest: Any) -> None:
     target = INSTANCE_ID.encode()
-    request = [("X-Instance-ID", "i-\udcff\udcfe"), ("X-Tenant-ID", "p"),
-               ("X-Instance-ID-Signature", "0" * 64)]  # fmt: skip
+    request = [
+        ("X-Instance-ID", "i-\udcff\udcfe"),
+        ("X-Tenant-ID", "p"),
+        ("X-Instance-ID-Signature", "0" * 64),
+    ]
     response = await raw_request(guest, "GET", target, request)
     assert 400 <= response.status < 500
 
@@ -183,9 +186,15 @@ async def test_an_unknown_address_is_404(guest: Any, put_instance: Any) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("::ffff:10.0.0.5", "10.0.0.5"), ("10.0.0.5", "10.0.0.5"), (" 10.0.0.5 ", "10.0.0.5"),
-     ("FD00::0005", "fd00::5"), ("::1", "::1"), ("fe80::5%eth0", "fe80::5")],
-)  # fmt: skip
+    [
+        ("::ffff:10.0.0.5", "10.0.0.5"),
+        ("10.0.0.5", "10.0.0.5"),
+        (" 10.0.0.5 ", "10.0.0.5"),
+        ("FD00::0005", "fd00::5"),
+        ("::1", "::1"),
+        ("fe80::5%eth0", "fe80::5"),
+    ],
+)
 def test_addresses_have_one_spelling(text: str, expected: str) -> None:
     assert normalise_address(text) == expected
 
@@ -197,11 +206,13 @@ async def test_a_guest_is_identified_by_an_ipv6_fixed_ip_of_its_port(
     doc["ports"][0]["fixed_ips"].append({"address": "fd00:ec2:0:1::a", "cidr": "fd00:ec2:0:1::/64"})
     stored = await put_instance(doc)
     for spelling in ("fd00:ec2:0:1::a", "FD00:EC2:0:1:0:0:0:A"):
-        response = await guest.get("/latest/meta-data/instance-id",
-                                   headers={"X-Forwarded-For": spelling})  # fmt: skip
+        response = await guest.get(
+            "/latest/meta-data/instance-id", headers={"X-Forwarded-For": spelling}
+        )
         assert (response.status, await response.text()) == (200, stored["ec2_id"])
-    response = await guest.get("/latest/meta-data/instance-id",
-                               headers={"X-Forwarded-For": "fd00:ec2:0:1::b"})  # fmt: skip
+    response = await guest.get(
+        "/latest/meta-data/instance-id", headers={"X-Forwarded-For": "fd00:ec2:0:1::b"}
+    )
     assert response.status == 404
 
 
@@ -213,8 +224,14 @@ def test_a_non_address_is_a_bad_request() -> None:
 async def test_a_guest_never_sees_another_instances_data(guest: Any, put_instance: Any) -> None:
     a = await put_instance(sample_document(A))
     b = await put_instance(sample_document(B, name="other-vm", hostname="other-vm"))
-    secrets = [b["uuid"], b["hostname"], b["keys"][0]["data"], b["ec2_id"],
-               instance_address(B), b["ports"][0]["mac"]]  # fmt: skip
+    secrets = [
+        b["uuid"],
+        b["hostname"],
+        b["keys"][0]["data"],
+        b["ec2_id"],
+        instance_address(B),
+        b["ports"][0]["mac"],
+    ]
     for root in ("/latest/", "/openstack/latest/"):
         found = await crawl(guest, root, guest_headers(A))
         bodies = b"\n".join(

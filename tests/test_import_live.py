@@ -21,9 +21,13 @@ from tests.servers import start_server
 def run_import(tmp_path: Path, docs: list[dict[str, object]], env: dict[str, str]) -> None:
     path = tmp_path / "import.jsonl"
     path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
-    result = subprocess.run([sys.executable, "-m", "metadata", "instances", "import", str(path),
-                             "--quiet"], env={**os.environ, **env}, capture_output=True,
-                            text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "metadata", "instances", "import", str(path), "--quiet"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -32,8 +36,10 @@ def test_a_running_server_sharing_redis_serves_what_an_import_replaced(tmp_path:
     redis_url = backends.require_redis()
     db = 1 + (os.getpid() + 7) % 15
     backends.flush_redis(db)
-    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/m.db",
-           "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}"}  # fmt: skip
+    env = {
+        "METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/m.db",
+        "METADATA_CACHE_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}",
+    }
     server = start_server(tmp_path, env)
     try:
         doc = sample_document(61)
@@ -53,7 +59,9 @@ def test_a_running_server_sharing_redis_serves_what_an_import_replaced(tmp_path:
         del replacement["user_data"]
         run_import(tmp_path, [replacement, sample_document(62)], env)
         assert server.guest("/latest/meta-data/hostname", guest_headers(61)) == (
-            200, b"imported-61")  # fmt: skip
+            200,
+            b"imported-61",
+        )
         # as a PUT would: the guest's password and, with no user_data field, the user data
         assert server.guest(password_path, guest_headers(61)) == (200, b"sealed")
         assert server.guest("/latest/user-data", guest_headers(61)) == (200, user_data)

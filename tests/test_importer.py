@@ -55,10 +55,21 @@ def test_import_json_array_through_python_m_metadata(database_url: str, tmp_path
     source = tmp_path / "in.json"
     source.write_bytes(orjson.dumps(docs, option=orjson.OPT_INDENT_2))
     result = subprocess.run(
-        [sys.executable, "-m", "metadata", "instances", "import", "--database-url", database_url,
-         str(source)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "metadata",
+            "instances",
+            "import",
+            "--database-url",
+            database_url,
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "imported 3 instances" in result.stderr
     assert_same_documents(export(database_url, tmp_path), docs)
@@ -68,13 +79,33 @@ def test_reimported_export_restores_the_exported_state_without_user_data(
     database_url: str, tmp_path: Path
 ) -> None:
     docs = [sample_document(1, user_data=None)]
-    assert main(["instances", "import", "--database-url", database_url,
-                 str(write_lines(tmp_path / "a.jsonl", docs))]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "instances",
+                "import",
+                "--database-url",
+                database_url,
+                str(write_lines(tmp_path / "a.jsonl", docs)),
+            ]
+        )
+        == 0
+    )
     snapshot = tmp_path / "snapshot.jsonl"
     assert main(["instances", "export", "--database-url", database_url, "-o", str(snapshot)]) == 0
     # User data added after the export is gone again once the export is imported back.
-    assert main(["instances", "import", "--database-url", database_url,
-                 str(write_lines(tmp_path / "b.jsonl", [sample_document(1)]))]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "instances",
+                "import",
+                "--database-url",
+                database_url,
+                str(write_lines(tmp_path / "b.jsonl", [sample_document(1)])),
+            ]
+        )
+        == 0
+    )
     assert main(["instances", "import", "--database-url", database_url, str(snapshot)]) == 0
     assert export(database_url, tmp_path)[docs[0]["uuid"]].get("user_data") is None
 
@@ -85,8 +116,9 @@ def test_bad_document_names_number_and_field_and_nothing_is_imported(
     docs = [sample_document(n) for n in range(1, 8)]
     docs[5]["ports"][0]["mac"] = "not-a-mac"
     source = write_lines(tmp_path / "in.jsonl", docs)
-    code = main(["instances", "import", "--batch-size", "2", "--database-url", database_url,
-                 str(source)])  # fmt: skip
+    code = main(
+        ["instances", "import", "--batch-size", "2", "--database-url", database_url, str(source)]
+    )
     assert code != 0
     err = capsys.readouterr().err
     assert "document 6" in err
@@ -120,8 +152,9 @@ def test_large_file_imports_all_in_batches_with_a_progress_line(
 ) -> None:
     docs = [sample_document(n) for n in range(1, 3001)]
     source = write_lines(tmp_path / "big.jsonl", docs)
-    code = main(["instances", "import", "--batch-size", "500", "--database-url", database_url,
-                 str(source)])  # fmt: skip
+    code = main(
+        ["instances", "import", "--batch-size", "500", "--database-url", database_url, str(source)]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "3000 instances" in err
@@ -132,8 +165,18 @@ def test_large_file_imports_all_in_batches_with_a_progress_line(
 
 def test_a_later_duplicate_in_one_batch_wins(database_url: str, tmp_path: Path) -> None:
     docs = [sample_document(1), sample_document(1, hostname="second")]
-    assert main(["instances", "import", "--database-url", database_url,
-                 str(write_lines(tmp_path / "d.jsonl", docs))]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "instances",
+                "import",
+                "--database-url",
+                database_url,
+                str(write_lines(tmp_path / "d.jsonl", docs)),
+            ]
+        )
+        == 0
+    )
     assert export(database_url, tmp_path)[instance_uuid(1)]["hostname"] == "second"
 
 

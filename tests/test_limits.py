@@ -38,12 +38,19 @@ def test_a_slow_rate_asks_for_a_longer_wait() -> None:
 
 @pytest.mark.parametrize(
     ("path", "critical"),
-    [("/latest/api/token", True), ("/2009-04-04/meta-data/instance-id", True),
-     ("/openstack/latest/meta_data.json", True), ("/openstack", True), ("/latest/user-data", True),
-     ("/latest/meta-data/hostname", False), ("/openstack/latest/password", False),
-     ("/openstack/2018-08-27/network_data.json", True), ("/", True),
-     ("/nowhere/meta-data/instance-id", False)],
-)  # fmt: skip
+    [
+        ("/latest/api/token", True),
+        ("/2009-04-04/meta-data/instance-id", True),
+        ("/openstack/latest/meta_data.json", True),
+        ("/openstack", True),
+        ("/latest/user-data", True),
+        ("/latest/meta-data/hostname", False),
+        ("/openstack/latest/password", False),
+        ("/openstack/2018-08-27/network_data.json", True),
+        ("/", True),
+        ("/nowhere/meta-data/instance-id", False),
+    ],
+)
 def test_boot_critical_paths(path: str, critical: bool) -> None:
     # what the entry asks before queueing a request for a slot (guest/entry.py)
     matcher = build_matcher({})

@@ -35,8 +35,13 @@ def test_the_locustfile_has_a_user_per_real_client() -> None:
     if importlib.util.find_spec("locust") is None:
         pytest.skip("locust is not installed")
     root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", LOCUSTFILE_CHECK], cwd=root,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LOCUSTFILE_CHECK],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -53,10 +58,24 @@ def test_spread_picks_distinct_instances_over_the_range() -> None:
     assert len(set(picked)) == 50 and all(21 <= n < 1000 for n in picked)
 
 
-def test_the_bench_runs_in_a_tiny_bounded_mode(capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path) -> None:  # fmt: skip
-    code = bench.main(["--instances", "40", "--seconds", "0.5", "--max-requests", "60",
-                       "--connections", "2", "--boot-connections", "2", "--no-wrk"])  # fmt: skip
+def test_the_bench_runs_in_a_tiny_bounded_mode(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = bench.main(
+        [
+            "--instances",
+            "40",
+            "--seconds",
+            "0.5",
+            "--max-requests",
+            "60",
+            "--connections",
+            "2",
+            "--boot-connections",
+            "2",
+            "--no-wrk",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     for row in ("(a) warm leaf", "(b) cold boot sequence", "(c) mix"):

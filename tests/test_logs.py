@@ -31,8 +31,7 @@ def record(message: str, *args: object, exc: bool = False, **extra: Any) -> logg
             raise ValueError("broken")
         except ValueError:
             exc_info = sys.exc_info()
-    made = logging.LogRecord("metadata.test", logging.WARNING, __file__, 1, message, args,
-                             exc_info)  # fmt: skip
+    made = logging.LogRecord("metadata.test", logging.WARNING, __file__, 1, message, args, exc_info)
     made.__dict__.update(extra)
     return made
 
@@ -69,8 +68,9 @@ def test_access_log_is_off_unless_asked_and_log_format_is_checked() -> None:
         load_settings(environ={"METADATA_ACCESS_LOG": "sometimes"})
 
 
-def send(url: str, method: str = "GET", headers: dict[str, str] | None = None,
-         data: bytes | None = None) -> tuple[int, bytes]:  # fmt: skip
+def send(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, data: bytes | None = None
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -81,9 +81,12 @@ def send(url: str, method: str = "GET", headers: dict[str, str] | None = None,
 
 @pytest.fixture
 def logged_server(tmp_path: Path) -> ServerProcess:
-    env = {"METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/metadata.db",
-           "METADATA_ACCESS_LOG": "true", "METADATA_PROXY_SHARED_SECRET": SHARED_SECRET,
-           "METADATA_RATE_LIMIT": "off"}  # fmt: skip
+    env = {
+        "METADATA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/metadata.db",
+        "METADATA_ACCESS_LOG": "true",
+        "METADATA_PROXY_SHARED_SECRET": SHARED_SECRET,
+        "METADATA_RATE_LIMIT": "off",
+    }
     return start_server(tmp_path, env, "logged")
 
 
@@ -95,8 +98,11 @@ def drive_requests_with_secrets(server: ServerProcess) -> dict[str, str]:
     for _ in range(2):  # cold, then warm
         assert send(guest + "/latest/user-data", headers=guest_headers(1)) == (200, USER_DATA)
     signature = sign(SHARED_SECRET, instance_uuid(1))
-    signed = {"X-Instance-ID": instance_uuid(1), "X-Tenant-ID": doc["project_id"],
-              "X-Instance-ID-Signature": signature}  # fmt: skip
+    signed = {
+        "X-Instance-ID": instance_uuid(1),
+        "X-Tenant-ID": doc["project_id"],
+        "X-Instance-ID-Signature": signature,
+    }
     assert send(guest + "/openstack/latest/meta_data.json", headers=signed)[0] == 200
     forged = {**signed, "X-Instance-ID-Signature": "f" * 64}
     assert send(guest + "/openstack/latest/meta_data.json", headers=forged)[0] == 403
@@ -105,16 +111,20 @@ def drive_requests_with_secrets(server: ServerProcess) -> dict[str, str]:
     assert status == 200 and token
     with_token = {"X-aws-ec2-metadata-token": token.decode(), **guest_headers(1)}
     assert send(guest + "/latest/meta-data/hostname", headers=with_token)[0] == 200
-    status, _ = server.admin("PUT", f"/v1/instances/{instance_uuid(1)}/user-data",
-                             raw=NEW_USER_DATA)  # fmt: skip
+    status, _ = server.admin(
+        "PUT", f"/v1/instances/{instance_uuid(1)}/user-data", raw=NEW_USER_DATA
+    )
     assert status == 204
     assert send(guest + "/latest/user-data", headers=guest_headers(1)) == (200, NEW_USER_DATA)
     return {
-        "admin token": ADMIN_TOKEN, "shared secret": SHARED_SECRET, "signature": signature,
-        "session token": token.decode(), "user data": "user-data-secret-4b1d",
+        "admin token": ADMIN_TOKEN,
+        "shared secret": SHARED_SECRET,
+        "signature": signature,
+        "session token": token.decode(),
+        "user data": "user-data-secret-4b1d",
         "user data (base64)": base64.b64encode(USER_DATA).decode(),
         "new user data": "replaced-user-data-9e2c",
-    }  # fmt: skip
+    }
 
 
 def test_a_server_with_the_access_log_writes_json_lines_and_never_a_secret(

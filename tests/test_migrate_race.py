@@ -59,9 +59,12 @@ def _mysql_lock_holder(url: str, database: str):  # type: ignore[no-untyped-def]
 
     parsed = make_url(url)
     conn = pymysql.connect(
-        host=parsed.host, port=parsed.port or 3306, user=parsed.username or "root",
-        password=parsed.password or "", database=parsed.database,
-    )  # fmt: skip
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username or "root",
+        password=parsed.password or "",
+        database=parsed.database,
+    )
     from metadata.store.migrate import mysql_lock_name
 
     with conn.cursor() as cursor:

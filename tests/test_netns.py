@@ -89,8 +89,20 @@ def namespaces(*roles: str) -> Iterator[list[str]]:
 def link(left: str, left_name: str, right: str, right_name: str) -> None:
     """A veth pair between two namespaces; both ends are made inside them, so nothing
     appears in this machine's own namespace."""
-    ip("-n", left, "link", "add", left_name, "type", "veth", "peer", "name", right_name,
-       "netns", right)  # fmt: skip
+    ip(
+        "-n",
+        left,
+        "link",
+        "add",
+        left_name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        right_name,
+        "netns",
+        right,
+    )
     ip("-n", left, "link", "set", left_name, "up")
     ip("-n", right, "link", "set", right_name, "up")
 
@@ -113,14 +125,23 @@ def network() -> Iterator[Network]:
         address(made.server, f"{SERVER_LINK_V6}/64", "veth0")
         address(made.server, f"{METADATA_ADDRESS_V6}/128", "lo")
         address(made.guest, f"{GUEST_ADDRESS_V6}/64", "veth0")
-        ip("-n", made.guest, "-6", "route", "add", f"{METADATA_ADDRESS_V6}/128",
-           "via", SERVER_LINK_V6)  # fmt: skip
+        ip(
+            "-n",
+            made.guest,
+            "-6",
+            "route",
+            "add",
+            f"{METADATA_ADDRESS_V6}/128",
+            "via",
+            SERVER_LINK_V6,
+        )
         yield made
 
 
 @contextlib.contextmanager
-def serving(namespace: str, workdir: Path, listen: str, **env: str
-            ) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+def serving(
+    namespace: str, workdir: Path, listen: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """`metadata serve` inside the namespace until the block ends."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_")}
     environ |= {
@@ -133,10 +154,25 @@ def serving(namespace: str, workdir: Path, listen: str, **env: str
     log = workdir / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, sys.executable, "-m", "metadata", "serve",
-             "--listen", listen, "--admin-listen", ADMIN_LISTEN],
-            env=environ, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                sys.executable,
+                "-m",
+                "metadata",
+                "serve",
+                "--listen",
+                listen,
+                "--admin-listen",
+                ADMIN_LISTEN,
+            ],
+            env=environ,
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         healthz = (
             "import urllib.request; "
@@ -189,8 +225,11 @@ def seed(namespace: str, doc: dict[str, object]) -> str:
     """PUT the document through the admin listener inside the namespace; its ec2_id."""
     seeded = subprocess.run(
         ["ip", "netns", "exec", namespace, sys.executable, "-c", SEED, str(doc["uuid"])],
-        input=json.dumps(doc), capture_output=True, text=True, timeout=15,
-    )  # fmt: skip
+        input=json.dumps(doc),
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
     assert seeded.returncode == 0, seeded.stderr
     ec2_id: str = json.loads(seeded.stdout)["ec2_id"]
     return ec2_id
@@ -210,8 +249,10 @@ def test_a_guest_is_told_its_own_instance_id_by_its_source_address(
     def ask(host: str, source: str) -> str:
         asked = subprocess.run(
             ["ip", "netns", "exec", network.guest, sys.executable, "-c", ASK, host, source],
-            capture_output=True, text=True, timeout=15,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
         assert asked.returncode == 0, asked.stderr
         return asked.stdout.strip()
 
@@ -253,8 +294,10 @@ def routed_network() -> Iterator[RoutedNetwork]:
         ip("-n", made.router, "route", "add", f"{METADATA_ADDRESS}/32", "via", ROUTED_SERVER)
         forwarding = subprocess.run(
             ["ip", "netns", "exec", made.router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if forwarding.returncode != 0:
             pytest.skip(f"cannot turn on forwarding in the router: {forwarding.stderr.strip()}")
         yield made
@@ -281,10 +324,13 @@ print(read.status, read.read().decode())
 """
 
 
-@pytest.mark.parametrize(("hop_limit", "expected"), [
-    ("1", ["no answer"]),
-    ("2", ["200", "200 {ec2_id}"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("hop_limit", "expected"),
+    [
+        ("1", ["no answer"]),
+        ("2", ["200", "200 {ec2_id}"]),
+    ],
+)
 def test_a_token_answer_crosses_as_many_routers_as_the_hop_limit_allows(
     routed_network: RoutedNetwork, tmp_path: Path, hop_limit: str, expected: list[str]
 ) -> None:
@@ -293,14 +339,27 @@ def test_a_token_answer_crosses_as_many_routers_as_the_hop_limit_allows(
     doc["ports"][0]["fixed_ips"] = [
         {"address": ROUTED_GUEST, "cidr": "10.201.0.0/24", "gateway": ROUTER_GUEST_SIDE}
     ]
-    with serving(net.server, tmp_path, f"{METADATA_ADDRESS}:80",
-                 METADATA_TOKEN_HOP_LIMIT=hop_limit):  # fmt: skip
+    with serving(
+        net.server, tmp_path, f"{METADATA_ADDRESS}:80", METADATA_TOKEN_HOP_LIMIT=hop_limit
+    ):
         ec2_id = seed(net.server, doc)
         # Any other answer crosses the router whatever the limit.
         plain = subprocess.run(
-            ["ip", "netns", "exec", net.guest, sys.executable, "-c", ASK, METADATA_ADDRESS,
-             ROUTED_GUEST], capture_output=True, text=True, timeout=15,
-        )  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                net.guest,
+                sys.executable,
+                "-c",
+                ASK,
+                METADATA_ADDRESS,
+                ROUTED_GUEST,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
         assert plain.stdout.strip() == f"200 {ec2_id}", plain.stderr
         asked = in_namespace(net.guest, TOKEN_THEN_READ, timeout=20)
         assert asked.returncode == 0, asked.stderr

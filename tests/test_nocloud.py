@@ -54,10 +54,10 @@ async def test_vendor_data_is_the_cloud_init_part_of_vendor_data(
 
 async def test_network_config_is_version_2_from_the_ports(guest: Any, put_instance: Any) -> None:
     doc = full_document(N)
-    doc["ports"][1]["fixed_ips"].append({"address": "10.9.0.4", "cidr": "10.9.0.0/24",
-                                         "mode": "dhcp"})  # fmt: skip
-    doc["ports"][0]["fixed_ips"][0]["routes"] = [{"cidr": "192.0.2.0/24",
-                                                  "gateway": "10.0.31.253"}]  # fmt: skip
+    doc["ports"][1]["fixed_ips"].append(
+        {"address": "10.9.0.4", "cidr": "10.9.0.0/24", "mode": "dhcp"}
+    )
+    doc["ports"][0]["fixed_ips"][0]["routes"] = [{"cidr": "192.0.2.0/24", "gateway": "10.0.31.253"}]
     await put_instance(doc)
     config = yaml.safe_load(await body(guest, "/nocloud/network-config", guest_headers(N)))
     first, second = doc["ports"]
@@ -68,9 +68,11 @@ async def test_network_config_is_version_2_from_the_ports(guest: Any, put_instan
             "eth0": {
                 "match": {"macaddress": first["mac"]},
                 "addresses": [f"{v4['address']}/24", f"{v6['address']}/64"],
-                "routes": [{"to": "0.0.0.0/0", "via": v4["gateway"]},
-                           {"to": "192.0.2.0/24", "via": "10.0.31.253"},
-                           {"to": "::/0", "via": v6["gateway"]}],
+                "routes": [
+                    {"to": "0.0.0.0/0", "via": v4["gateway"]},
+                    {"to": "192.0.2.0/24", "via": "10.0.31.253"},
+                    {"to": "::/0", "via": v6["gateway"]},
+                ],
                 "nameservers": {"addresses": v4["dns"]},
                 "mtu": first["mtu"],
             },
@@ -82,7 +84,7 @@ async def test_network_config_is_version_2_from_the_ports(guest: Any, put_instan
                 "mtu": second["mtu"],
             },
         },
-    }  # fmt: skip
+    }
 
 
 async def test_an_instance_without_data_gets_empty_200s_not_404s(
@@ -104,8 +106,15 @@ async def test_listing_names_the_four_files(guest: Any, put_instance: Any) -> No
         assert listing.decode().split("\n") == sorted(FILES)
 
 
-@pytest.mark.parametrize("path", ["/nocloud/meta-data/x", "/nocloud/latest/meta-data",
-                                  "/nocloud/user_data", "/nocloud/2021-03-23"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nocloud/meta-data/x",
+        "/nocloud/latest/meta-data",
+        "/nocloud/user_data",
+        "/nocloud/2021-03-23",
+    ],
+)
 async def test_other_paths_are_404(guest: Any, put_instance: Any, path: str) -> None:
     await put_instance(sample_document(N))
     assert (await guest.get(path, headers=guest_headers(N))).status == 404

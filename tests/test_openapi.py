@@ -28,17 +28,24 @@ from tests.conftest import ADMIN_TOKEN
 from tests.documents import sample_document
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
 def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The admin app on a real socket in its own thread and loop: schemathesis calls block."""
     tmp = tmp_path_factory.mktemp("openapi")
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/metadata.db",
-                        admin_tokens={"admin": ADMIN_TOKEN},
-                        admin_token_file=str(Path(tmp) / "token"), rate_limit=None)  # fmt: skip
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp}/metadata.db",
+        admin_tokens={"admin": ADMIN_TOKEN},
+        admin_token_file=str(Path(tmp) / "token"),
+        rate_limit=None,
+    )
     started = threading.Event()
     url: list[str] = []
     loop = asyncio.new_event_loop()
@@ -94,8 +101,9 @@ def test_every_admin_operation_conforms_and_never_fails(admin_url: str) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=25, deadline=None, database=None,
-                             suppress_health_check=list(HealthCheck))  # fmt: skip
+        @hypothesis_settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def call(case: Any) -> None:
             response = case.call(base_url=admin_url, headers=AUTH, timeout=10)
             case.validate_response(response, checks=CHECKS)

@@ -19,9 +19,17 @@ from tests.guest_http import full_document, minimal_document, signed_headers
 
 STATIC_VENDOR_DATA = {"cloud": "static", "region": "r1"}
 OPENSTACK_VERSIONS = [
-    "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
-    "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "2025-04-04",
-]  # fmt: skip
+    "2012-08-10",
+    "2013-04-04",
+    "2013-10-17",
+    "2015-10-15",
+    "2016-06-30",
+    "2016-10-06",
+    "2017-02-22",
+    "2018-08-27",
+    "2020-10-14",
+    "2025-04-04",
+]
 N = 8
 
 
@@ -39,55 +47,95 @@ def network_json(ports: list[dict[str, Any]]) -> Any:
 
 
 def port(**overrides: Any) -> dict[str, Any]:
-    base = {"id": "0123456789abcdef", "mac": "fa:16:3e:00:00:01", "network_id": "net-1",
-            "mtu": 1500}  # fmt: skip
+    base = {
+        "id": "0123456789abcdef",
+        "mac": "fa:16:3e:00:00:01",
+        "network_id": "net-1",
+        "mtu": 1500,
+    }
     return {**base, **overrides}
 
 
 def test_network_data_of_a_static_ipv4_port_has_gateway_routes_and_dns() -> None:
-    ip = {"address": "10.0.0.5", "cidr": "10.0.0.0/24", "gateway": "10.0.0.1",
-          "dns": ["10.0.0.2", "10.0.0.3"],
-          "routes": [{"cidr": "172.16.0.0/16", "gateway": "10.0.0.9"}]}  # fmt: skip
+    ip = {
+        "address": "10.0.0.5",
+        "cidr": "10.0.0.0/24",
+        "gateway": "10.0.0.1",
+        "dns": ["10.0.0.2", "10.0.0.3"],
+        "routes": [{"cidr": "172.16.0.0/16", "gateway": "10.0.0.9"}],
+    }
     assert network_json([port(fixed_ips=[ip])]) == {
-        "links": [{"id": "tap0123456789a", "vif_id": "0123456789abcdef", "type": "ovs",
-                   "mtu": 1500, "ethernet_mac_address": "fa:16:3e:00:00:01"}],
-        "networks": [{"id": "network0", "type": "ipv4", "link": "tap0123456789a",
-                      "ip_address": "10.0.0.5", "netmask": "255.255.255.0",
-                      "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
-                                  "gateway": "10.0.0.1"},
-                                 {"network": "172.16.0.0", "netmask": "255.255.0.0",
-                                  "gateway": "10.0.0.9"}],
-                      "network_id": "net-1",
-                      "services": [{"type": "dns", "address": "10.0.0.2"},
-                                   {"type": "dns", "address": "10.0.0.3"}]}],
-        "services": [{"type": "dns", "address": "10.0.0.2"},
-                     {"type": "dns", "address": "10.0.0.3"}],
-    }  # fmt: skip
+        "links": [
+            {
+                "id": "tap0123456789a",
+                "vif_id": "0123456789abcdef",
+                "type": "ovs",
+                "mtu": 1500,
+                "ethernet_mac_address": "fa:16:3e:00:00:01",
+            }
+        ],
+        "networks": [
+            {
+                "id": "network0",
+                "type": "ipv4",
+                "link": "tap0123456789a",
+                "ip_address": "10.0.0.5",
+                "netmask": "255.255.255.0",
+                "routes": [
+                    {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"},
+                    {"network": "172.16.0.0", "netmask": "255.255.0.0", "gateway": "10.0.0.9"},
+                ],
+                "network_id": "net-1",
+                "services": [
+                    {"type": "dns", "address": "10.0.0.2"},
+                    {"type": "dns", "address": "10.0.0.3"},
+                ],
+            }
+        ],
+        "services": [
+            {"type": "dns", "address": "10.0.0.2"},
+            {"type": "dns", "address": "10.0.0.3"},
+        ],
+    }
 
 
 def test_network_data_of_ipv6_static_and_slaac_subnets() -> None:
-    static = {"address": "fd00::5", "cidr": "fd00::/64", "gateway": "fd00::1",
-              "dns": ["fd00::53"]}  # fmt: skip
+    static = {"address": "fd00::5", "cidr": "fd00::/64", "gateway": "fd00::1", "dns": ["fd00::53"]}
     slaac = {"address": "fd01::7", "cidr": "fd01::/64", "mode": "slaac"}
-    data = network_json([port(fixed_ips=[static]),
-                         port(id="p2", mac="fa:16:3e:00:00:02", fixed_ips=[slaac])])  # fmt: skip
+    data = network_json(
+        [port(fixed_ips=[static]), port(id="p2", mac="fa:16:3e:00:00:02", fixed_ips=[slaac])]
+    )
     assert data["networks"] == [
-        {"id": "network0", "type": "ipv6", "link": "tap0123456789a", "ip_address": "fd00::5",
-         "netmask": "ffff:ffff:ffff:ffff::",
-         "routes": [{"network": "::", "netmask": "::", "gateway": "fd00::1"}],
-         "network_id": "net-1", "services": [{"type": "dns", "address": "fd00::53"}]},
-        {"id": "network1", "type": "ipv6_slaac", "link": "tapp2", "ip_address": "fd01::7",
-         "netmask": "ffff:ffff:ffff:ffff::", "routes": [], "network_id": "net-1",
-         "services": []},
-    ]  # fmt: skip
+        {
+            "id": "network0",
+            "type": "ipv6",
+            "link": "tap0123456789a",
+            "ip_address": "fd00::5",
+            "netmask": "ffff:ffff:ffff:ffff::",
+            "routes": [{"network": "::", "netmask": "::", "gateway": "fd00::1"}],
+            "network_id": "net-1",
+            "services": [{"type": "dns", "address": "fd00::53"}],
+        },
+        {
+            "id": "network1",
+            "type": "ipv6_slaac",
+            "link": "tapp2",
+            "ip_address": "fd01::7",
+            "netmask": "ffff:ffff:ffff:ffff::",
+            "routes": [],
+            "network_id": "net-1",
+            "services": [],
+        },
+    ]
     assert data["services"] == [{"type": "dns", "address": "fd00::53"}]
 
 
 def test_network_data_of_a_dhcp_subnet_names_only_the_network() -> None:
     ip = {"address": "10.0.0.5", "cidr": "10.0.0.0/24", "gateway": "10.0.0.1", "mode": "dhcp"}
     data = network_json([port(fixed_ips=[ip])])
-    assert data["networks"] == [{"id": "network0", "type": "ipv4_dhcp",
-                                 "link": "tap0123456789a", "network_id": "net-1"}]  # fmt: skip
+    assert data["networks"] == [
+        {"id": "network0", "type": "ipv4_dhcp", "link": "tap0123456789a", "network_id": "net-1"}
+    ]
 
 
 def test_network_data_numbers_networks_across_two_ports_and_dedups_dns() -> None:
@@ -97,9 +145,13 @@ def test_network_data_numbers_networks_across_two_ports_and_dedups_dns() -> None
             {"address": "fd00::5", "cidr": "fd00::/64", "dns": ["10.0.0.2", "fd00::53"]},
         ]
     )
-    second = port(id="second-port-id", mac="fa:16:3e:00:00:02", network_id="net-2", mtu=None,
-                  fixed_ips=[{"address": "10.1.0.5", "cidr": "10.1.0.0/16",
-                              "dns": ["fd00::53", "10.1.0.2"]}])  # fmt: skip
+    second = port(
+        id="second-port-id",
+        mac="fa:16:3e:00:00:02",
+        network_id="net-2",
+        mtu=None,
+        fixed_ips=[{"address": "10.1.0.5", "cidr": "10.1.0.0/16", "dns": ["fd00::53", "10.1.0.2"]}],
+    )
     data = network_json([first, second])
     assert [(n["id"], n["link"], n["ip_address"]) for n in data["networks"]] == [
         ("network0", "tap0123456789a", "10.0.0.5"),
@@ -107,18 +159,25 @@ def test_network_data_numbers_networks_across_two_ports_and_dedups_dns() -> None
         ("network2", "tapsecond-port", "10.1.0.5"),
     ]
     assert data["networks"][2]["netmask"] == "255.255.0.0"
-    assert data["links"][1] == {"id": "tapsecond-port", "vif_id": "second-port-id",
-                                "type": "ovs", "mtu": None,
-                                "ethernet_mac_address": "fa:16:3e:00:00:02"}  # fmt: skip
-    assert data["services"] == [{"type": "dns", "address": a}
-                                for a in ("10.0.0.2", "fd00::53", "10.1.0.2")]  # fmt: skip
+    assert data["links"][1] == {
+        "id": "tapsecond-port",
+        "vif_id": "second-port-id",
+        "type": "ovs",
+        "mtu": None,
+        "ethernet_mac_address": "fa:16:3e:00:00:02",
+    }
+    assert data["services"] == [
+        {"type": "dns", "address": a} for a in ("10.0.0.2", "fd00::53", "10.1.0.2")
+    ]
 
 
 def test_network_data_serves_only_the_first_subnet_of_each_family_and_its_dns() -> None:
     # Nova (netutils.get_network_metadata) takes the first IPv4 and first IPv6 subnet of a
     # port; a second subnet's address and DNS servers are not served.
-    ips = [{"address": "10.0.0.5", "cidr": "10.0.0.0/24", "dns": ["10.0.0.2"]},
-           {"address": "10.9.0.5", "cidr": "10.9.0.0/24", "dns": ["10.9.0.2"]}]  # fmt: skip
+    ips = [
+        {"address": "10.0.0.5", "cidr": "10.0.0.0/24", "dns": ["10.0.0.2"]},
+        {"address": "10.9.0.5", "cidr": "10.9.0.0/24", "dns": ["10.9.0.2"]},
+    ]
     data = network_json([port(fixed_ips=ips)])
     assert [n["ip_address"] for n in data["networks"]] == ["10.0.0.5"]
     assert data["services"] == [{"type": "dns", "address": "10.0.0.2"}]
@@ -146,8 +205,16 @@ async def test_meta_data_json_carries_the_fields_each_version_adds(
     guest: Any, put_instance: Any, version: str
 ) -> None:
     doc = full_document(N)
-    doc["devices"].append({"type": "share", "share_id": "s-1", "tag": "data", "bus": "none",
-                           "address": "", "tags": []})  # fmt: skip
+    doc["devices"].append(
+        {
+            "type": "share",
+            "share_id": "s-1",
+            "tag": "data",
+            "bus": "none",
+            "address": "",
+            "tags": [],
+        }
+    )
     doc = await put_instance(doc)
     meta = await get_json(guest, f"/openstack/{version}/meta_data.json", guest_headers(N))
     assert meta["uuid"] == doc["uuid"] and meta["hostname"] == doc["hostname"]
@@ -189,8 +256,9 @@ async def test_meta_data_json_of_an_instance_without_keys_or_metadata_omits_them
     guest: Any, put_instance: Any
 ) -> None:
     doc = await put_instance(minimal_document(N))
-    meta = await get_json(guest, "/openstack/latest/meta_data.json",
-                          signed_headers(doc, PROXY_SECRET))  # fmt: skip
+    meta = await get_json(
+        guest, "/openstack/latest/meta_data.json", signed_headers(doc, PROXY_SECRET)
+    )
     assert not {"public_keys", "keys", "meta"} & set(meta)
     assert meta["devices"] == [] and meta["dedicated_cpus"] == []
 

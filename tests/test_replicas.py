@@ -16,8 +16,9 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # fmt: skip
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with redis_replicas(tmp_path_factory.mktemp("replicas"), 0) as pair:
         yield pair
 
@@ -93,6 +94,8 @@ def test_statistics_add_up_across_replicas(
     while rows[("/{version}/meta-data/ami-id", "latest")]["hits"] < 7:
         assert time.monotonic() < deadline, (rows, second.log.read_text()[-3000:])
         time.sleep(0.2)
-        rows = {(r["path"], r["version"]): r
-                for r in json.loads(first.admin("GET", "/v1/stats/paths")[1])["paths"]}  # fmt: skip
+        rows = {
+            (r["path"], r["version"]): r
+            for r in json.loads(first.admin("GET", "/v1/stats/paths")[1])["paths"]
+        }
     assert rows[("/{version}/meta-data/ami-id", "latest")]["hits"] == 7

@@ -101,8 +101,11 @@ async def test_signed_identity_and_the_core_slice_share_one_statement(
     from metadata.guest.identify import sign
 
     doc = await put_instance(sample_document(8))
-    headers = {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
-               "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"])}  # fmt: skip
+    headers = {
+        "X-Instance-ID": doc["uuid"],
+        "X-Tenant-ID": doc["project_id"],
+        "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"]),
+    }
     before = services.db.counter.total
     response = await guest.get("/latest/meta-data/instance-id", headers=headers)
     assert await response.text() == doc["ec2_id"]
@@ -122,15 +125,19 @@ def signed_headers(n: int) -> dict[str, str]:
     from metadata.guest.identify import sign
 
     doc = sample_document(n)
-    return {"X-Instance-ID": doc["uuid"], "X-Tenant-ID": doc["project_id"],
-            "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"])}  # fmt: skip
+    return {
+        "X-Instance-ID": doc["uuid"],
+        "X-Tenant-ID": doc["project_id"],
+        "X-Instance-ID-Signature": sign(PROXY_SECRET, doc["uuid"]),
+    }
 
 
 IDENTITIES = {"address": guest_headers, "signed": signed_headers}
 
 
-async def boot(services: Services, guest: Any, n: int, *, identity: str = "address",
-               at_once: bool = False) -> int:  # fmt: skip
+async def boot(
+    services: Services, guest: Any, n: int, *, identity: str = "address", at_once: bool = False
+) -> int:
     """The statements of instance n's cloud-init boot: its requests one after the other on
     one connection, or all sent together (each on its own connection)."""
     headers = IDENTITIES[identity](n)
@@ -154,8 +161,9 @@ async def test_a_cold_boot_costs_one_statement_once_the_boot_pattern_is_learned(
     unlearned = await boot(services, guest, 20, identity=identity)
     for n in range(21, 24):
         await boot(services, guest, n, identity=identity)
-    learned = [await boot(services, guest, n, identity=identity, at_once=at_once)
-               for n in range(24, 30)]  # fmt: skip
+    learned = [
+        await boot(services, guest, n, identity=identity, at_once=at_once) for n in range(24, 30)
+    ]
     # one statement: the identity look-up and every slice the boot goes on to read
     assert learned == [1] * len(learned)
     assert unlearned > 1

@@ -58,8 +58,13 @@ async def test_put_replace_and_delete_each_tell_the_listeners(store: Store) -> N
     assert await store.put_document(doc) is True
     assert heard == [(doc.core.uuid, await generation(store, doc.core.uuid))]
     stored = await store.get_document(doc.core.uuid)
-    assert (stored.metadata, stored.keys, stored.network, stored.vendor_data, stored.user_data) \
-        == (doc.metadata, doc.keys, doc.network, doc.vendor_data, doc.user_data)  # fmt: skip
+    assert (stored.metadata, stored.keys, stored.network, stored.vendor_data, stored.user_data) == (
+        doc.metadata,
+        doc.keys,
+        doc.network,
+        doc.vendor_data,
+        doc.user_data,
+    )
 
     replacement = document(1, hostname="renamed", metadata={"only": "this"}, keys=[], ports=[])
     assert await store.put_document(replacement) is False

@@ -40,9 +40,19 @@ def test_without_keys_each_process_signs_with_its_own() -> None:
 
 @pytest.mark.parametrize(
     ("values", "ttl"),
-    [(["1"], 1), (["21600"], 21600), ([" 60 "], 60), (["0"], None), (["21601"], None),
-     ([], None), (["60", "60"], None), (["٣"], None), (["1e3"], None), (["+5"], None)],
-)  # fmt: skip
+    [
+        (["1"], 1),
+        (["21600"], 21600),
+        ([" 60 "], 60),
+        (["0"], None),
+        (["21601"], None),
+        ([], None),
+        (["60", "60"], None),
+        (["٣"], None),
+        (["1e3"], None),
+        (["+5"], None),
+    ],
+)
 def test_ttl_bounds_are_ec2s(values: list[str], ttl: int | None) -> None:
     assert parse_ttl(values) == ttl
 

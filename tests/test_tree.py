@@ -23,20 +23,61 @@ from tests.guest_http import (
 
 # Written out from the versions AWS lists (docs/CONTRACT.md, Guest API), not read from the
 # code under test.
-EC2_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
-                "2008-02-01", "2008-09-01", "2009-04-04", "2011-01-01", "2011-05-01",
-                "2012-01-12", "2014-02-25", "2014-11-05", "2015-10-20", "2016-04-19",
-                "2016-06-30", "2016-09-02", "2018-03-28", "2018-08-17", "2018-09-24",
-                "2019-10-01", "2020-10-27", "2021-01-03", "2021-03-23", "2021-07-15",
-                "2022-07-09", "2022-09-24"]  # fmt: skip
+EC2_VERSIONS = [
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-07-09",
+    "2022-09-24",
+]
 # Crawled whole: Nova's oldest and newest, then each version that adds leaves cloud-init
 # reads, the three cloud-init probes and the newest.
-CRAWLED_EC2_VERSIONS = ["1.0", "2009-04-04", "2011-01-01", "2016-06-30", "2016-09-02",
-                        "2018-09-24", "2020-10-27", "2021-03-23", "2022-09-24"]  # fmt: skip
+CRAWLED_EC2_VERSIONS = [
+    "1.0",
+    "2009-04-04",
+    "2011-01-01",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-09-24",
+    "2020-10-27",
+    "2021-03-23",
+    "2022-09-24",
+]
 OPENSTACK_VERSIONS = [
-    "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
-    "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "2025-04-04",
-]  # fmt: skip
+    "2012-08-10",
+    "2013-04-04",
+    "2013-10-17",
+    "2015-10-15",
+    "2016-06-30",
+    "2016-10-06",
+    "2017-02-22",
+    "2018-08-27",
+    "2020-10-14",
+    "2025-04-04",
+]
 FULL = 5
 
 
@@ -95,8 +136,9 @@ async def test_every_leaf_row_is_listed_by_each_of_its_parents(
             assert response.status == 200, path
 
 
-async def assert_crawl_is_clean(guest: Any, root: str, headers: dict[str, str],
-                                is_ec2: bool) -> Any:  # fmt: skip
+async def assert_crawl_is_clean(
+    guest: Any, root: str, headers: dict[str, str], is_ec2: bool
+) -> Any:
     found = await crawl(guest, root, headers)
     for path, body in found.leaves.items():
         if not path.endswith(("user-data", "user_data")):
@@ -156,8 +198,10 @@ async def test_ec2_crawl_of_a_minimal_instance_lists_nothing_that_404s(
     root = await get_listing(guest, f"/{version}/", headers)
     assert "user-data" not in root
     found = await assert_crawl_is_clean(guest, f"/{version}/meta-data/", headers, True)
-    assert not any("public-keys" in p or "local-ipv4" in p or "public-ipv4" in p
-                   for p in [*found.leaves, *found.directories])  # fmt: skip
+    assert not any(
+        "public-keys" in p or "local-ipv4" in p or "public-ipv4" in p
+        for p in [*found.leaves, *found.directories]
+    )
 
 
 @pytest.mark.parametrize("version", ["2012-08-10", "2018-08-27", "latest"])
@@ -186,10 +230,14 @@ async def test_openstack_version_listing_is_every_dated_version_then_latest(gues
 
 @pytest.mark.parametrize(
     "path",
-    ["/latest/meta-data/placement/availability-zone/", "/latest/meta-data/instance-id/",
-     "/ec2/latest/meta-data/instance-id", "//latest//meta-data/./instance-id",
-     "/latest/meta-data/./placement//availability-zone"],
-)  # fmt: skip
+    [
+        "/latest/meta-data/placement/availability-zone/",
+        "/latest/meta-data/instance-id/",
+        "/ec2/latest/meta-data/instance-id",
+        "//latest//meta-data/./instance-id",
+        "/latest/meta-data/./placement//availability-zone",
+    ],
+)
 async def test_leaf_is_answered_through_normalised_spellings(
     guest: Any, put_instance: Any, path: str
 ) -> None:
@@ -211,14 +259,22 @@ async def test_directory_answers_with_or_without_trailing_slash(
 
 @pytest.mark.parametrize(
     "path",
-    ["/latest/meta-data/../meta-data/instance-id", "/latest/meta-data/%2E%2E/user-data",
-     "/latest/meta-data%2Finstance-id", "/latest/meta-data/placement%2favailability-zone",
-     "/latest/meta-data/instance-id/extra", "/latest/meta-data/nope",
-     "/2010-01-01/meta-data/instance-id", "/openstack/2099-01-01/meta_data.json",
-     "/openstack/latest/nope.json", "/latest/meta-data/public-keys/0=k1",
-     "/latest/meta-data/public-keys/7/openssh-key", "/1.0/meta-data/instance-type",
-     "/openstack/2012-08-10/password"],
-)  # fmt: skip
+    [
+        "/latest/meta-data/../meta-data/instance-id",
+        "/latest/meta-data/%2E%2E/user-data",
+        "/latest/meta-data%2Finstance-id",
+        "/latest/meta-data/placement%2favailability-zone",
+        "/latest/meta-data/instance-id/extra",
+        "/latest/meta-data/nope",
+        "/2010-01-01/meta-data/instance-id",
+        "/openstack/2099-01-01/meta_data.json",
+        "/openstack/latest/nope.json",
+        "/latest/meta-data/public-keys/0=k1",
+        "/latest/meta-data/public-keys/7/openssh-key",
+        "/1.0/meta-data/instance-type",
+        "/openstack/2012-08-10/password",
+    ],
+)
 async def test_paths_outside_the_tree_are_404(guest: Any, put_instance: Any, path: str) -> None:
     await put_instance(full_document(FULL))
     response = await raw_request(guest, "GET", path, list(guest_headers(FULL).items()))
@@ -227,8 +283,12 @@ async def test_paths_outside_the_tree_are_404(guest: Any, put_instance: Any, pat
 
 async def test_head_answers_without_a_body(guest: Any, put_instance: Any) -> None:
     await put_instance(full_document(FULL))
-    for path in ("/latest/meta-data/instance-id", "/latest/meta-data/", "/",
-                 "/openstack/latest/meta_data.json"):  # fmt: skip
+    for path in (
+        "/latest/meta-data/instance-id",
+        "/latest/meta-data/",
+        "/",
+        "/openstack/latest/meta_data.json",
+    ):
         response = await raw_request(guest, "HEAD", path, list(guest_headers(FULL).items()))
         assert response.status == 200, path
         assert response.body == b""
@@ -236,16 +296,18 @@ async def test_head_answers_without_a_body(guest: Any, put_instance: Any) -> Non
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("DELETE", "/latest/meta-data/instance-id", "GET, HEAD"),
-     ("PUT", "/latest/meta-data/instance-id", "GET, HEAD"),
-     ("POST", "/latest/meta-data/instance-id", "GET, HEAD"),
-     ("POST", "/latest/meta-data/", "GET, HEAD"),
-     ("PATCH", "/", "GET, HEAD"),
-     ("POST", "/openstack", "GET, HEAD"),
-     ("POST", "/openstack/latest/meta_data.json", "GET, HEAD"),
-     ("DELETE", "/openstack/latest/password", "GET, HEAD, POST"),
-     ("PUT", "/openstack/latest/password", "GET, HEAD, POST")],
-)  # fmt: skip
+    [
+        ("DELETE", "/latest/meta-data/instance-id", "GET, HEAD"),
+        ("PUT", "/latest/meta-data/instance-id", "GET, HEAD"),
+        ("POST", "/latest/meta-data/instance-id", "GET, HEAD"),
+        ("POST", "/latest/meta-data/", "GET, HEAD"),
+        ("PATCH", "/", "GET, HEAD"),
+        ("POST", "/openstack", "GET, HEAD"),
+        ("POST", "/openstack/latest/meta_data.json", "GET, HEAD"),
+        ("DELETE", "/openstack/latest/password", "GET, HEAD, POST"),
+        ("PUT", "/openstack/latest/password", "GET, HEAD, POST"),
+    ],
+)
 async def test_wrong_methods_are_405_with_an_allow_header(
     guest: Any, put_instance: Any, method: str, path: str, allow: str
 ) -> None:

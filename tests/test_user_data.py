@@ -119,9 +119,11 @@ async def test_each_change_is_recorded_with_who_when_size_and_hash(
     await put_instance(doc)
     rows = await history(admin, 1)
     assert [(r["action"], r["changed_by"], r["size"]) for r in rows] == [
-        ("set", "admin", 8), ("delete", "admin", None), ("set", "ops", 3),
+        ("set", "admin", 8),
+        ("delete", "admin", None),
+        ("set", "ops", 3),
         ("set", "admin", len(b"#cloud-config\nhostname: web-1\n")),
-    ]  # fmt: skip
+    ]
     assert rows[2]["sha256"] == hashlib.sha256(b"abc").hexdigest()
     assert rows[2]["etag"] == etag_of(b"abc")
     assert rows[0]["changed_at"] >= rows[-1]["changed_at"]
@@ -220,8 +222,10 @@ async def test_history_if_match_and_restore_work_on_every_database(
         await store.set_user_data(uuid, None, UserDataChange("admin"))
         rows = await store.user_data_history(uuid, 10)
         assert [(r.action, r.size, r.is_restorable) for r in rows] == [
-            ("delete", None, True), ("set", 1, True), ("set", len(big), False),
-        ]  # fmt: skip
+            ("delete", None, True),
+            ("set", 1, True),
+            ("set", len(big), False),
+        ]
         with pytest.raises(Conflict):
             await store.restore_user_data(uuid, rows[2].version, UserDataChange("admin"))
         restored = await store.restore_user_data(uuid, rows[1].version, UserDataChange("ops"))
@@ -240,8 +244,9 @@ async def test_oversize_user_data_inside_a_document_is_413_naming_the_field(
 ) -> None:
     await put_instance(sample_document(1))
     too_big = base64.b64encode(b"z" * (services.settings.user_data_max_bytes + 1)).decode()
-    response = await admin.put(f"/v1/instances/{instance_uuid(1)}",
-                               json=sample_document(1, user_data=too_big))  # fmt: skip
+    response = await admin.put(
+        f"/v1/instances/{instance_uuid(1)}", json=sample_document(1, user_data=too_big)
+    )
     assert response.status == 413
     assert "user_data" in (await response.json())["error"]
     assert await (await admin.get(url(1))).read() == base64.b64decode(

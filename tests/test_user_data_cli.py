@@ -19,8 +19,16 @@ DATA = b"#cloud-config\n\x00\xff binary too\n"
 
 async def cli(admin: Any, *args: str) -> int:
     # In a thread: the CLI blocks on HTTP while this loop serves the admin app.
-    argv = ["user-data", *args[:1], instance_uuid(1), *args[1:],
-            "--admin-url", str(admin.make_url("")).rstrip("/"), "--token", ADMIN_TOKEN]  # fmt: skip
+    argv = [
+        "user-data",
+        *args[:1],
+        instance_uuid(1),
+        *args[1:],
+        "--admin-url",
+        str(admin.make_url("")).rstrip("/"),
+        "--token",
+        ADMIN_TOKEN,
+    ]
     return await asyncio.to_thread(main, argv)
 
 

@@ -183,10 +183,12 @@ async def test_a_deleted_instance_ends_the_wait_with_404(
 
 @pytest.mark.parametrize(
     "query",
-    ["/latest/user-data?wait_for_change=true&timeout_sec=soon",
-     "/latest/user-data?wait_for_change=true&timeout_sec=-1",
-     "/latest/meta-data/hostname?wait_for_change=true"],
-)  # fmt: skip
+    [
+        "/latest/user-data?wait_for_change=true&timeout_sec=soon",
+        "/latest/user-data?wait_for_change=true&timeout_sec=-1",
+        "/latest/meta-data/hostname?wait_for_change=true",
+    ],
+)
 async def test_bad_waits_are_400(guest: Any, put_instance: Any, query: str) -> None:
     await put_instance(sample_document(1))
     assert (await guest.get(query, headers=guest_headers(1))).status == 400
@@ -209,16 +211,17 @@ def test_timeout_defaults_and_is_cut_to_the_maximum() -> None:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # fmt: skip
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with redis_replicas(tmp_path_factory.mktemp("wait-replicas"), 1) as pair:
         yield pair
 
 
-def guest_read(server: ServerProcess, path: str, headers: dict[str, str]
-               ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-    request = urllib.request.Request(f"http://127.0.0.1:{server.guest_port}{path}",
-                                     headers=headers)  # fmt: skip
+def guest_read(
+    server: ServerProcess, path: str, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{server.guest_port}{path}", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=SAFETY) as response:
             return response.status, dict(response.headers), response.read()

@@ -26,11 +26,17 @@ import aiohttp
 # these two are the contract's (DESIGN.md, "Nova source").
 _NO_FLOATING_IP = "without a floating IP the leaf is 404 and unlisted (Nova: an empty 200)"
 _NO_NEUTRON = "without Neutron the leaf is unlisted (Nova asks Neutron)"
+_NO_FIXED_IPV4 = (
+    "without a fixed IPv4 the leaf is 404 and unlisted (Nova echoes the requester's"
+    " X-Forwarded-For; our answers are cached per instance, never per requester)"
+)
 DELIBERATE_DIFFERENCES: dict[str, str] = {
     "/*/meta-data/public-ipv4": _NO_FLOATING_IP,
     "/*/meta-data/#public-ipv4": _NO_FLOATING_IP,
     "/*/meta-data/security-groups": _NO_NEUTRON,
     "/*/meta-data/#security-groups": _NO_NEUTRON,
+    "/*/meta-data/local-ipv4": _NO_FIXED_IPV4,
+    "/*/meta-data/#local-ipv4": _NO_FIXED_IPV4,
 }
 # JSON keys whose value is random per render in Nova: compared by presence only.
 RANDOM_JSON_KEYS = frozenset({"random_seed"})

@@ -20,8 +20,9 @@ class AdminClient:
     token: str
 
     @classmethod
-    def from_settings(cls, settings: Settings, url: str | None = None, token: str | None = None
-                      ) -> AdminClient:  # fmt: skip
+    def from_settings(
+        cls, settings: Settings, url: str | None = None, token: str | None = None
+    ) -> AdminClient:
         """The URL from --admin-url or the admin listener; the token from --token, the
         configured tokens (the first), or the token file `serve` generated."""
         if url is None:
@@ -33,8 +34,9 @@ class AdminClient:
         if token is None:
             path = Path(settings.admin_token_file)
             if not path.exists():
-                raise AdminClientError(f"no admin token: give --token, set METADATA_ADMIN_TOKEN "
-                                       f"or run where {path} is")  # fmt: skip
+                raise AdminClientError(
+                    f"no admin token: give --token, set METADATA_ADMIN_TOKEN or run where {path} is"
+                )
             token = path.read_text().strip()
         return cls(url.rstrip("/"), token)
 
@@ -46,14 +48,17 @@ class AdminClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(
-            self.base_url + path, data=body, method=method,
+            self.base_url + path,
+            data=body,
+            method=method,
             headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
-        )  # fmt: skip
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
         except (urllib.error.URLError, OSError) as error:
-            raise AdminClientError(f"cannot reach the admin API at {self.base_url}: "
-                                   f"{getattr(error, 'reason', error)}") from None  # fmt: skip
+            raise AdminClientError(
+                f"cannot reach the admin API at {self.base_url}: {getattr(error, 'reason', error)}"
+            ) from None

@@ -95,10 +95,15 @@ async def write_batch(db: Database, docs: list[InstanceDocument]) -> list[WriteE
     replaced_user_data = [d.core.uuid for d in docs if d.user_data is not None]
     now = time_now()
     async with db.transaction() as conn:
-        previous = dict((await conn.execute(
-            select(t.instances.c.uuid, t.instances.c.generation)
-            .where(t.instances.c.uuid.in_(uuids)).with_for_update()
-        )).all())  # fmt: skip
+        previous = dict(
+            (
+                await conn.execute(
+                    select(t.instances.c.uuid, t.instances.c.generation)
+                    .where(t.instances.c.uuid.in_(uuids))
+                    .with_for_update()
+                )
+            ).all()
+        )
         addresses: dict[str, set[str]] = {uuid: set() for uuid in uuids}
         for uuid, address in await conn.execute(
             select(t.fixed_ips.c.instance_uuid, t.fixed_ips.c.address).where(
@@ -138,8 +143,7 @@ async def write_batch(db: Database, docs: list[InstanceDocument]) -> list[WriteE
                 .values({c: bindparam(f"new_{c}") for c in columns}),
                 replaced,
             )
-        for table in (t.metadata_items, t.keys, t.ports, t.fixed_ips, t.user_data,
-                      t.vendor_data):  # fmt: skip
+        for table in (t.metadata_items, t.keys, t.ports, t.fixed_ips, t.user_data, t.vendor_data):
             if rows[table]:
                 await conn.execute(insert(table), rows[table])
     return events
@@ -182,8 +186,9 @@ def validate(handle: IO[bytes], user_data_max_bytes: int) -> str | None:
             return f"document {number}: {exc}"
 
 
-async def import_file(settings: Settings, path: str, batch_size: int = 1000,
-                      progress: bool = True) -> int:  # fmt: skip
+async def import_file(
+    settings: Settings, path: str, batch_size: int = 1000, progress: bool = True
+) -> int:
     """Validate the whole file, then write it in batches; 0 on success, 1 on a bad file."""
     if batch_size < 1:
         print("metadata: --batch-size must be at least 1", file=sys.stderr)
@@ -205,8 +210,7 @@ async def import_file(settings: Settings, path: str, batch_size: int = 1000,
     return 0
 
 
-async def _write_all(settings: Settings, handle: IO[bytes], batch_size: int,
-                     bar: Progress) -> int:  # fmt: skip
+async def _write_all(settings: Settings, handle: IO[bytes], batch_size: int, bar: Progress) -> int:
     db = Database(settings.database_url)
     announcer = Announcer(settings.cache_url, settings.cache_ttl)
     count = consumed = 0

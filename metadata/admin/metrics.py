@@ -53,11 +53,18 @@ class StatsCollector(Collector):
                 ("errors", "Guest requests answered with an error"),
             )
         }
-        latency = HistogramMetricFamily("metadata_guest_request_duration_seconds",
-                                        "Guest request latency", labels=labels)  # fmt: skip
+        latency = HistogramMetricFamily(
+            "metadata_guest_request_duration_seconds", "Guest request latency", labels=labels
+        )
         for (path, version), stats in self.table.items():
-            values = (stats.hits, stats.cache_hits, stats.cache_misses, stats.db_statements,
-                      stats.bytes, stats.errors)  # fmt: skip
+            values = (
+                stats.hits,
+                stats.cache_hits,
+                stats.cache_misses,
+                stats.db_statements,
+                stats.bytes,
+                stats.errors,
+            )
             for family, value in zip(families.values(), values, strict=True):
                 family.add_metric([path, version], value)
             cumulative, buckets = 0, []
@@ -68,12 +75,49 @@ class StatsCollector(Collector):
             latency.add_metric([path, version], buckets, stats.seconds_sum)
         yield from families.values()
         yield latency
-        cached = GaugeMetricFamily("metadata_cache_entries", "Entries held in process",
-                                   labels=["tier"])  # fmt: skip
+        cached = GaugeMetricFamily(
+            "metadata_cache_entries", "Entries held in process", labels=["tier"]
+        )
         cached.add_metric(["answers"], len(self.services.hot))
         cached.add_metric(["slices"], len(self.services.cache.local))
         yield cached
         yield from self.vendor_data_requests()
+        yield from self.nova_figures()
+
+    def nova_figures(self) -> Iterator[Any]:
+        """Nova mode: statements sent to Nova's databases, notifications by outcome."""
+        nova = self.services.nova
+        if nova is None:
+            return
+        sent = CounterMetricFamily(
+            "metadata_nova_db_statements",
+            "Statements sent to Nova's databases (this process)",
+            labels=["database"],
+        )
+        for database in nova.cells.databases:
+            sent.add_metric([database.name], database.counter.total)
+        yield sent
+        messages = CounterMetricFamily(
+            "metadata_nova_notifications",
+            "Nova notifications received, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, count in nova.counters.outcomes().items():
+            messages.add_metric([outcome], count)
+        yield messages
+        connected = GaugeMetricFamily(
+            "metadata_nova_notifications_connected", "1 while the notification broker is connected"
+        )
+        connected.add_metric([], 1 if nova.counters.connected else 0)
+        yield connected
+        yield CounterMetricFamily(
+            "metadata_nova_changes", "Instance changes applied", value=nova.changes
+        )
+        yield CounterMetricFamily(
+            "metadata_nova_resyncs",
+            "Re-validations of everything cached (broker reconnects)",
+            value=nova.resyncs,
+        )
 
     def vendor_data_requests(self) -> Iterator[Any]:
         """POSTs to dynamic vendor-data services by outcome; every configured target shows

@@ -19,8 +19,16 @@ from metadata.admin.openapi import add_openapi_route
 from metadata.admin.preview import add_preview_routes
 from metadata.admin.responses import json_response
 from metadata.document import document_to_json, normalise_uuid, parse_document
-from metadata.errors import BadRequest, InvalidDocument, NotFound, PayloadTooLarge, Unauthorized
+from metadata.errors import (
+    BadRequest,
+    Conflict,
+    InvalidDocument,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from metadata.http_errors import error_middleware
+from metadata.nova.source import nova_document
 from metadata.services import SERVICES, Services
 from metadata.user_data_versions import UserDataChange, etag_matches, etag_of
 
@@ -74,8 +82,17 @@ async def _json_body(request: web.Request) -> Any:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 
+NOVA_OWNS_INSTANCES = "instances come from Nova: change them through Nova's API"
+
+
+def _refuse_in_nova_mode(services: Services) -> None:
+    if services.nova is not None:
+        raise Conflict(NOVA_OWNS_INSTANCES)
+
+
 async def put_instance(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    _refuse_in_nova_mode(services)
     uuid = _uuid(request)
     doc = parse_document(
         await _json_body(request),
@@ -88,12 +105,19 @@ async def put_instance(request: web.Request) -> web.Response:
 
 
 async def get_instance(request: web.Request) -> web.Response:
-    doc = await request.app[SERVICES].store.get_document(_uuid(request))
+    services = request.app[SERVICES]
+    uuid = _uuid(request)
+    if services.nova is not None:
+        doc = await nova_document(services.nova.source, uuid)
+    else:
+        doc = await services.store.get_document(uuid)
     return json_response(document_to_json(doc))
 
 
 async def delete_instance(request: web.Request) -> web.Response:
-    await request.app[SERVICES].store.delete_instance(_uuid(request))
+    services = request.app[SERVICES]
+    _refuse_in_nova_mode(services)
+    await services.store.delete_instance(_uuid(request))
     return web.Response(status=204)
 
 
@@ -104,6 +128,7 @@ async def list_instances(request: web.Request) -> web.Response:
         raise BadRequest("limit must be an integer") from None
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    _refuse_in_nova_mode(request.app[SERVICES])
     marker = request.query.get("marker")
     if marker is not None:
         try:
@@ -111,8 +136,9 @@ async def list_instances(request: web.Request) -> web.Response:
         except InvalidDocument:
             raise BadRequest("marker must be an instance uuid") from None
     docs, next_marker = await request.app[SERVICES].store.list_documents(limit, marker)
-    return json_response({"instances": [document_to_json(d) for d in docs],
-                          "next_marker": next_marker})  # fmt: skip
+    return json_response(
+        {"instances": [document_to_json(d) for d in docs], "next_marker": next_marker}
+    )
 
 
 async def put_user_data(request: web.Request) -> web.Response:
@@ -124,6 +150,12 @@ async def put_user_data(request: web.Request) -> web.Response:
     body = await request.read()
     if len(body) > limit:
         raise PayloadTooLarge(f"user data is limited to {limit} bytes")
+    if services.nova is not None:
+        # Nova mode: an overlay in our own database, for an instance Nova has.
+        if await services.nova.source.read(uuid, frozenset()) is None:
+            raise NotFound(f"no instance {uuid}")
+        assert services.nova.source.overlay is not None
+        await services.nova.source.overlay.ensure_anchor(uuid)
     etag = await services.store.set_user_data(uuid, body, _change(request))
     return web.Response(status=204, headers={"ETag": etag} if etag else None)
 
@@ -141,8 +173,9 @@ async def get_user_data(request: web.Request) -> web.Response:
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return web.Response(status=304, headers={"ETag": etag})
-    return web.Response(body=user_data.data, content_type="application/octet-stream",
-                        headers={"ETag": etag})  # fmt: skip
+    return web.Response(
+        body=user_data.data, content_type="application/octet-stream", headers={"ETag": etag}
+    )
 
 
 async def delete_user_data(request: web.Request) -> web.Response:
@@ -169,8 +202,11 @@ async def restore_user_data(request: web.Request) -> web.Response:
     recorded = await request.app[SERVICES].store.restore_user_data(
         _uuid(request), version, _change(request)
     )
-    return web.Response(body=orjson.dumps(recorded.to_json()), content_type="application/json",
-                        headers={"ETag": recorded.etag} if recorded.etag else None)  # fmt: skip
+    return web.Response(
+        body=orjson.dumps(recorded.to_json()),
+        content_type="application/json",
+        headers={"ETag": recorded.etag} if recorded.etag else None,
+    )
 
 
 async def get_waiters(request: web.Request) -> web.Response:
@@ -184,10 +220,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problems = await request.app[SERVICES].readiness_problems()
+    services = request.app[SERVICES]
+    problems = await services.readiness_problems()
+    nova = {} if services.nova is None else {"nova": services.nova.readiness()}
     if problems:
-        return json_response({"status": "unavailable", "problems": problems}, 503)
-    return json_response({"status": "ok"})
+        return json_response({"status": "unavailable", "problems": problems, **nova}, 503)
+    return json_response({"status": "ok", **nova})
 
 
 def add_routes(app: web.Application) -> None:

@@ -16,12 +16,35 @@ from metadata.records import FixedIP, InstanceCore, Port, Slice
 
 # Every metadata version AWS lists at `/`, oldest first (imds-peers §1.2).
 AWS_VERSIONS = (
-    "1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
-    "2008-02-01", "2008-09-01", "2009-04-04", "2011-01-01", "2011-05-01", "2012-01-12",
-    "2014-02-25", "2014-11-05", "2015-10-20", "2016-04-19", "2016-06-30", "2016-09-02",
-    "2018-03-28", "2018-08-17", "2018-09-24", "2019-10-01", "2020-10-27", "2021-01-03",
-    "2021-03-23", "2021-07-15", "2022-07-09", "2022-09-24",
-)  # fmt: skip
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+    "2011-01-01",
+    "2011-05-01",
+    "2012-01-12",
+    "2014-02-25",
+    "2014-11-05",
+    "2015-10-20",
+    "2016-04-19",
+    "2016-06-30",
+    "2016-09-02",
+    "2018-03-28",
+    "2018-08-17",
+    "2018-09-24",
+    "2019-10-01",
+    "2020-10-27",
+    "2021-01-03",
+    "2021-03-23",
+    "2021-07-15",
+    "2022-07-09",
+    "2022-09-24",
+)
 # The versions Nova lists; its `latest` is the newest of them (nova/api/metadata/base.py).
 NOVA_VERSIONS = AWS_VERSIONS[: AWS_VERSIONS.index("2009-04-04") + 1]
 VERSIONS = AWS_VERSIONS
@@ -110,7 +133,7 @@ def region(core: InstanceCore) -> str:
     (`us-east-1a` in `us-east-1`) and as botocore derives the region."""
     if core.region:
         return core.region
-    zone = core.availability_zone
+    zone = core.availability_zone or ""
     return zone[:-1] if len(zone) > 1 and zone[-1].isalpha() else zone
 
 
@@ -179,82 +202,170 @@ LEAVES = (
     Leaf("meta-data/ami-id", lambda v: text(v.core.ami_id), CORE),
     Leaf("meta-data/ami-launch-index", lambda v: text(v.core.launch_index), CORE),
     Leaf("meta-data/ami-manifest-path", lambda v: text("FIXME"), frozenset()),
-    Leaf("meta-data/block-device-mapping/{bdm}",
-         lambda v: text(dict(v.core.block_device_mapping)[v.params["bdm"]]), CORE,
-         "2007-12-15"),
+    Leaf(
+        "meta-data/block-device-mapping/{bdm}",
+        lambda v: text(dict(v.core.block_device_mapping)[v.params["bdm"]]),
+        CORE,
+        "2007-12-15",
+    ),
     Leaf("meta-data/hostname", lambda v: text(v.core.hostname), CORE),
     Leaf("meta-data/instance-action", lambda v: text("none"), frozenset(), "2008-09-01"),
     Leaf("meta-data/instance-id", lambda v: text(v.core.ec2_id), CORE, boot_critical=True),
     # No spot market here: every instance runs on demand.
     Leaf("meta-data/instance-life-cycle", lambda v: text("on-demand"), frozenset(), LIFE_CYCLE),
     Leaf("meta-data/instance-type", lambda v: text(v.core.flavor.name), CORE, "2007-08-29"),
-    Leaf("meta-data/ipv6", lambda v: text(_first_port_ipv6(v) or ""), NETWORK, FIRST_IPV6,
-         present=lambda v: _first_port_ipv6(v) is not None, present_needs=NETWORK),
-    Leaf("meta-data/kernel-id", lambda v: text(v.core.kernel_id or ""), CORE, "2007-12-15",
-         present=lambda v: bool(v.core.kernel_id), present_needs=CORE),
-    Leaf("meta-data/ramdisk-id", lambda v: text(v.core.ramdisk_id or ""), CORE, "2007-12-15",
-         present=lambda v: bool(v.core.ramdisk_id), present_needs=CORE),
+    Leaf(
+        "meta-data/ipv6",
+        lambda v: text(_first_port_ipv6(v) or ""),
+        NETWORK,
+        FIRST_IPV6,
+        present=lambda v: _first_port_ipv6(v) is not None,
+        present_needs=NETWORK,
+    ),
+    Leaf(
+        "meta-data/kernel-id",
+        lambda v: text(v.core.kernel_id or ""),
+        CORE,
+        "2007-12-15",
+        present=lambda v: bool(v.core.kernel_id),
+        present_needs=CORE,
+    ),
+    Leaf(
+        "meta-data/ramdisk-id",
+        lambda v: text(v.core.ramdisk_id or ""),
+        CORE,
+        "2007-12-15",
+        present=lambda v: bool(v.core.ramdisk_id),
+        present_needs=CORE,
+    ),
     Leaf("meta-data/local-hostname", lambda v: text(v.core.hostname), CORE, "2007-01-19"),
-    Leaf("meta-data/local-ipv4", lambda v: text(v.network.first_fixed_ipv4 or ""), NETWORK,
-         present=_has_fixed_ipv4, present_needs=NETWORK),
-    Leaf("meta-data/mac", lambda v: text(v.network.ports[0].mac), NETWORK, VPC,
-         present=lambda v: bool(v.network.ports), present_needs=NETWORK),
-    Leaf("meta-data/placement/availability-zone", lambda v: text(v.core.availability_zone),
-         CORE, "2008-02-01"),
+    Leaf(
+        "meta-data/local-ipv4",
+        lambda v: text(v.network.first_fixed_ipv4 or ""),
+        NETWORK,
+        present=_has_fixed_ipv4,
+        present_needs=NETWORK,
+    ),
+    Leaf(
+        "meta-data/mac",
+        lambda v: text(v.network.ports[0].mac),
+        NETWORK,
+        VPC,
+        present=lambda v: bool(v.network.ports),
+        present_needs=NETWORK,
+    ),
+    Leaf(
+        "meta-data/placement/availability-zone",
+        lambda v: text(str(v.core.availability_zone)),
+        CORE,
+        "2008-02-01",
+    ),
     Leaf("meta-data/placement/region", lambda v: text(region(v.core)), CORE, REGION),
     # Nova serves the hostname here whether or not there is a floating IP.
     Leaf("meta-data/public-hostname", lambda v: text(v.core.hostname), CORE, "2007-01-19"),
     # AWS leaves public-ipv4 out when there is none (Nova serves an empty body): an empty
     # 200 counts as a failure for botocore, so we follow AWS.
-    Leaf("meta-data/public-ipv4", lambda v: text(v.network.first_floating_ip or ""), NETWORK,
-         "2007-01-19", present=_has_floating, present_needs=NETWORK),
-    Leaf("meta-data/public-keys/{key}/openssh-key",
-         lambda v: text(v.keys.keys[int(v.params["key"])].data), KEYS),
+    Leaf(
+        "meta-data/public-ipv4",
+        lambda v: text(v.network.first_floating_ip or ""),
+        NETWORK,
+        "2007-01-19",
+        present=_has_floating,
+        present_needs=NETWORK,
+    ),
+    Leaf(
+        "meta-data/public-keys/{key}/openssh-key",
+        lambda v: text(v.keys.for_ec2[int(v.params["key"])].data),
+        KEYS,
+    ),
     Leaf("meta-data/reservation-id", lambda v: text(v.core.reservation_id), CORE),
     Leaf("meta-data/security-groups", lambda v: lines(list(v.core.security_groups)), CORE),
     # AWS's values: clients build endpoint names from them (`s3.<region>.<domain>`).
-    Leaf("meta-data/services/domain", lambda v: text("amazonaws.com"), frozenset(),
-         SERVICES_DOMAIN),
-    Leaf("meta-data/services/partition", lambda v: text("aws"), frozenset(),
-         SERVICES_PARTITION),
-    Leaf("meta-data/tags/instance/{tag}", lambda v: text(dict(v.core.tags)[v.params["tag"]]),
-         CORE, TAGS),
-    _mac_leaf("device-number",
-              lambda v: text([p.mac for p in v.network.ports].index(v.params["mac"]))),
+    Leaf(
+        "meta-data/services/domain", lambda v: text("amazonaws.com"), frozenset(), SERVICES_DOMAIN
+    ),
+    Leaf("meta-data/services/partition", lambda v: text("aws"), frozenset(), SERVICES_PARTITION),
+    Leaf(
+        "meta-data/tags/instance/{tag}",
+        lambda v: text(dict(v.core.tags)[v.params["tag"]]),
+        CORE,
+        TAGS,
+    ),
+    _mac_leaf(
+        "device-number", lambda v: text([p.mac for p in v.network.ports].index(v.params["mac"]))
+    ),
     _mac_leaf("interface-id", lambda v: text(_port(v).id)),
     _mac_leaf("ipv4-associations/{public_ip}", lambda v: text(_ips(_port(v), 4)[0].address)),
     _mac_leaf("local-hostname", lambda v: text(v.core.hostname), needs=CORE | NETWORK),
-    _mac_leaf("local-ipv4s", lambda v: lines([ip.address for ip in _ips(_port(v), 4)]),
-              present=_has_ipv4),
+    _mac_leaf(
+        "local-ipv4s", lambda v: lines([ip.address for ip in _ips(_port(v), 4)]), present=_has_ipv4
+    ),
     _mac_leaf("mac", lambda v: text(v.params["mac"])),
     _mac_leaf("owner-id", lambda v: text(v.core.project_id), needs=CORE | NETWORK),
-    _mac_leaf("public-ipv4s", lambda v: lines(list(_port(v).floating_ips)),
-              present=lambda v: bool(_port(v).floating_ips)),
+    _mac_leaf(
+        "public-ipv4s",
+        lambda v: lines(list(_port(v).floating_ips)),
+        present=lambda v: bool(_port(v).floating_ips),
+    ),
     # The document names groups per instance, and by name only: every port has them all,
     # and a name stands for the id, as Neutron accepts either.
-    _mac_leaf("security-group-ids", lambda v: lines(list(v.core.security_groups)),
-              present=lambda v: bool(v.core.security_groups), needs=CORE | NETWORK),
-    _mac_leaf("security-groups", lambda v: lines(list(v.core.security_groups)),
-              present=lambda v: bool(v.core.security_groups), needs=CORE | NETWORK),
-    _mac_leaf("subnet-ipv4-cidr-block", lambda v: text(_ips(_port(v), 4)[0].cidr),
-              present=_has_ipv4),
-    _mac_leaf("ipv6s", lambda v: lines([ip.address for ip in _ips(_port(v), 6)]),
-              present=_has_ipv6, since=IPV6_ADDRESSES),
-    _mac_leaf("subnet-ipv6-cidr-blocks", lambda v: lines(_cidrs(_port(v), 6)),
-              present=_has_ipv6, since=IPV6_ADDRESSES),
+    _mac_leaf(
+        "security-group-ids",
+        lambda v: lines(list(v.core.security_groups)),
+        present=lambda v: bool(v.core.security_groups),
+        needs=CORE | NETWORK,
+    ),
+    _mac_leaf(
+        "security-groups",
+        lambda v: lines(list(v.core.security_groups)),
+        present=lambda v: bool(v.core.security_groups),
+        needs=CORE | NETWORK,
+    ),
+    _mac_leaf(
+        "subnet-ipv4-cidr-block", lambda v: text(_ips(_port(v), 4)[0].cidr), present=_has_ipv4
+    ),
+    _mac_leaf(
+        "ipv6s",
+        lambda v: lines([ip.address for ip in _ips(_port(v), 6)]),
+        present=_has_ipv6,
+        since=IPV6_ADDRESSES,
+    ),
+    _mac_leaf(
+        "subnet-ipv6-cidr-blocks",
+        lambda v: lines(_cidrs(_port(v), 6)),
+        present=_has_ipv6,
+        since=IPV6_ADDRESSES,
+    ),
     _mac_leaf("vpc-id", lambda v: text(_port(v).network_id), present=_in_vpc),
-    _mac_leaf("vpc-ipv4-cidr-block", lambda v: text(_ips(_port(v), 4)[0].cidr),
-              present=lambda v: _in_vpc(v) and _has_ipv4(v)),
-    _mac_leaf("vpc-ipv4-cidr-blocks", lambda v: lines(_cidrs(_port(v), 4)),
-              present=lambda v: _in_vpc(v) and _has_ipv4(v), since=IPV6_ADDRESSES),
-    _mac_leaf("vpc-ipv6-cidr-blocks", lambda v: lines(_cidrs(_port(v), 6)),
-              present=lambda v: _in_vpc(v) and _has_ipv6(v), since=IPV6_ADDRESSES),
-    Leaf("user-data", lambda v: Answer(v.user_data.data or b""), USER_DATA,
-         present=lambda v: v.user_data.data is not None, present_needs=USER_DATA,
-         etag=True, waitable=True, boot_critical=True),
-    Leaf("dynamic/instance-identity/document", identity_document, CORE | NETWORK,
-         "2009-04-04"),
-)  # fmt: skip
+    _mac_leaf(
+        "vpc-ipv4-cidr-block",
+        lambda v: text(_ips(_port(v), 4)[0].cidr),
+        present=lambda v: _in_vpc(v) and _has_ipv4(v),
+    ),
+    _mac_leaf(
+        "vpc-ipv4-cidr-blocks",
+        lambda v: lines(_cidrs(_port(v), 4)),
+        present=lambda v: _in_vpc(v) and _has_ipv4(v),
+        since=IPV6_ADDRESSES,
+    ),
+    _mac_leaf(
+        "vpc-ipv6-cidr-blocks",
+        lambda v: lines(_cidrs(_port(v), 6)),
+        present=lambda v: _in_vpc(v) and _has_ipv6(v),
+        since=IPV6_ADDRESSES,
+    ),
+    Leaf(
+        "user-data",
+        lambda v: Answer(v.user_data.data or b""),
+        USER_DATA,
+        present=lambda v: v.user_data.data is not None,
+        present_needs=USER_DATA,
+        etag=True,
+        waitable=True,
+        boot_critical=True,
+    ),
+    Leaf("dynamic/instance-identity/document", identity_document, CORE | NETWORK, "2009-04-04"),
+)
 
 
 def _associated_public_ips(view: View) -> list[str]:
@@ -267,12 +378,16 @@ def _associated_public_ips(view: View) -> list[str]:
 PARAMS = (
     Param("bdm", CORE, lambda v: [name for name, _ in v.core.block_device_mapping]),
     # EC2 lists keys as `0=name`; the directory itself is `0/` holding `openssh-key`.
-    Param("key", KEYS, lambda v: [str(i) for i in range(len(v.keys.keys))],
-          label=lambda v, value: f"{value}={v.keys.keys[int(value)].name}"),
+    Param(
+        "key",
+        KEYS,
+        lambda v: [str(i) for i in range(len(v.keys.for_ec2))],
+        label=lambda v, value: f"{value}={v.keys.for_ec2[int(value)].name}",
+    ),
     Param("mac", NETWORK, lambda v: [p.mac for p in v.network.ports]),
     Param("public_ip", NETWORK, _associated_public_ips),
     Param("tag", CORE, _tag_keys),
-)  # fmt: skip
+)
 
 
 def build_tree() -> Tree:

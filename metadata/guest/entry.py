@@ -68,8 +68,9 @@ class Drain:
 
 
 class GuestEntry:
-    def __init__(self, guest: GuestService, gate: ConcurrencyGate, drain: Drain | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, guest: GuestService, gate: ConcurrencyGate, drain: Drain | None = None
+    ) -> None:
         self.guest = guest
         self.gate = gate
         self.drain = drain
@@ -135,9 +136,11 @@ def guest_server(entry: GuestEntry, **kwargs: Any) -> web.Server:
     (header limits, keep-alive, access log)."""
     loop = asyncio.get_running_loop()
 
-    def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any
-                     ) -> web.BaseRequest:  # fmt: skip
-        return web.BaseRequest(message, payload, protocol, writer, task, loop,
-                               client_max_size=GUEST_MAX_BODY)  # fmt: skip
+    def make_request(
+        message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, loop, client_max_size=GUEST_MAX_BODY
+        )
 
     return web.Server(entry, request_factory=make_request, **kwargs)

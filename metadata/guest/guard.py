@@ -40,8 +40,9 @@ def is_token_path(path: str) -> bool:
 
 
 class GuestGuard:
-    def __init__(self, settings: Settings, identity: IdentityResolver,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+    def __init__(
+        self, settings: Settings, identity: IdentityResolver, clock: Callable[[], float] = time.time
+    ) -> None:
         self.identity = identity
         self.signer = TokenSigner(settings.token_keys)
         self.policy = TokenPolicy(

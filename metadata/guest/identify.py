@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
@@ -83,10 +83,22 @@ def single_header(headers: CIMultiDictProxy[str], name: str) -> str | None:
 
 
 class IdentityResolver:
-    def __init__(self, source: SliceSource, loader: SliceLoader, coherence: Coherence, *,
-                 shared_secret: str | None, trusted_proxies: Sequence[Network],
-                 max_remembered: int = 100_000, stale_if_error: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: SliceSource,
+        loader: SliceLoader,
+        coherence: Coherence,
+        *,
+        shared_secret: str | None,
+        trusted_proxies: Sequence[Network],
+        max_remembered: int = 100_000,
+        stale_if_error: float = 0.0,
+        tenant_of: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
+        """`tenant_of`: where the source knows an instance's project without reading the
+        instance (Nova's instance mappings); None or its None answer: the core slice."""
         self._source = source
+        self._tenant_of = tenant_of
         self._loader = loader
         self._coherence = coherence
         self._secret = shared_secret
@@ -137,13 +149,24 @@ class IdentityResolver:
                 break
         return address
 
-    async def identify(self, peer: str, headers: CIMultiDictProxy[str],
-                      cost: RequestCost | None = None, wanted: Wanted = nothing_more,
-                      ) -> Caller:  # fmt: skip
+    async def identify(
+        self,
+        peer: str,
+        headers: CIMultiDictProxy[str],
+        cost: RequestCost | None = None,
+        wanted: Wanted = nothing_more,
+    ) -> Caller:
         """Who is asking. When that takes the database, the slices `wanted()` names come
         in the same statement (the request's own and what its boot will go on to need)."""
         if self._secret is not None and INSTANCE_ID in headers:
             return await self._from_signature(peer, headers, cost, wanted)
+        if not self._source.identifies_by_address:
+            # Nova's databases hold no index from an address to an instance: only Neutron
+            # does, through its metadata agents' signed headers.
+            raise BadRequest(
+                f"{INSTANCE_ID}, {TENANT_ID} and {SIGNATURE} are required: this "
+                "source cannot tell an instance by its address"
+            )
         address = self.client_address(peer, headers)
         known = await self._coherence.address(address)
         if known is not None:
@@ -173,12 +196,16 @@ class IdentityResolver:
         if len(matches) == 1:
             await self._coherence.remember(epoch, matches[0].uuid, matches[0].generation, address)
 
-    async def _from_signature(self, peer: str, headers: CIMultiDictProxy[str],
-                              cost: RequestCost | None, wanted: Wanted) -> Caller:  # fmt: skip
+    async def _from_signature(
+        self, peer: str, headers: CIMultiDictProxy[str], cost: RequestCost | None, wanted: Wanted
+    ) -> Caller:
         assert self._secret is not None
         instance_id = single_header(headers, INSTANCE_ID) or ""
         signature = single_header(headers, SIGNATURE)
         tenant = single_header(headers, TENANT_ID)
+        if not self._source.identifies_by_address and (signature is None or tenant is None):
+            # As Nova: all three headers, or 400, before the signature is looked at.
+            raise BadRequest(f"{INSTANCE_ID}, {TENANT_ID} and {SIGNATURE} are all required")
         if signature is None:
             raise BadSignature("instance id signature is missing or wrong")
         # Constant time, and on bytes: a non-ASCII header must not raise on the way. A
@@ -203,11 +230,19 @@ class IdentityResolver:
                 self.last_known.confirm_instance(instance_id, tenant, generation)
             return Caller(instance_id, generation, address)
         epoch = await self._coherence.epoch()
+        if self._tenant_of is not None:
+            caller = await self._from_mapping(instance_id, signature, tenant, address, cost)
+            if caller is not None:
+                return caller
         try:
             core = await self._loader.core(
-                instance_id, generation, cost, wanted(), epoch,
+                instance_id,
+                generation,
+                cost,
+                wanted(),
+                epoch,
                 lambda read: self._coherence.remember(epoch, instance_id, read),
-            )  # fmt: skip
+            )
         except StoreUnavailable as exc:
             # The signature is verified above; only the tenant check needs the last known row.
             last = self.last_known.instance(instance_id, tenant, exc)
@@ -221,3 +256,21 @@ class IdentityResolver:
         self._verified.set(core.uuid, (signature, tenant, core.generation))
         self.last_known.confirm_instance(core.uuid, tenant, core.generation)
         return Caller(core.uuid, core.generation, address)
+
+    async def _from_mapping(
+        self, instance_id: str, signature: str, tenant: str, address: str, cost: RequestCost | None
+    ) -> Caller | None:
+        """The tenant check from what the source knows without reading the instance; None:
+        it does not know (then the core slice decides)."""
+        assert self._tenant_of is not None
+        project = await self._tenant_of(instance_id)
+        if project is None:
+            return None
+        if project != tenant:
+            raise InstanceNotFound("no such instance")
+        generation = await self._source.generation(instance_id)
+        if generation is None:
+            raise InstanceNotFound("no such instance")
+        self._verified.set(instance_id, (signature, tenant, generation))
+        self.last_known.confirm_instance(instance_id, tenant, generation)
+        return Caller(instance_id, generation, address)

@@ -20,8 +20,9 @@ WARN_EVERY = 10.0  # seconds between two warnings while answers are served stale
 
 
 class LastKnownIdentities:
-    def __init__(self, max_age: float, max_entries: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, max_age: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_age = max_age
         self._clock = clock
         # address -> (uuid, generation, when confirmed)
@@ -60,8 +61,12 @@ class LastKnownIdentities:
             return False
         if now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
-            log.warning("%s: answering from caches for instances confirmed within the last "
-                        "%g s (stale_if_error)", reason, self.max_age)  # fmt: skip
+            log.warning(
+                "%s: answering from caches for instances confirmed within the last "
+                "%g s (stale_if_error)",
+                reason,
+                self.max_age,
+            )
         return True
 
     def __len__(self) -> int:

@@ -50,8 +50,9 @@ class RateLimiter:
     """One token bucket per instance. Keys are resolved instance uuids, so the table is
     bounded by the instances that exist (and by `max_entries`: a forgotten bucket is full)."""
 
-    def __init__(self, limit: RateLimit, max_entries: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, limit: RateLimit, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = limit.rate
         self.burst = float(limit.burst)
         self._clock = clock

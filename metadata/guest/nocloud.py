@@ -123,11 +123,18 @@ def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:
     core = frozenset({Slice.CORE})
     leaves = (
         Leaf("meta-data", meta_data, core | {Slice.KEYS}, boot_critical=True),
-        Leaf("user-data", lambda v: Answer(v.user_data.data or b""),
-             frozenset({Slice.USER_DATA}), boot_critical=True),
-        Leaf("vendor-data", lambda v: vendor_data_file(static_vendor_data, v),
-             frozenset({Slice.VENDOR_DATA})),
+        Leaf(
+            "user-data",
+            lambda v: Answer(v.user_data.data or b""),
+            frozenset({Slice.USER_DATA}),
+            boot_critical=True,
+        ),
+        Leaf(
+            "vendor-data",
+            lambda v: vendor_data_file(static_vendor_data, v),
+            frozenset({Slice.VENDOR_DATA}),
+        ),
         Leaf("network-config", network_config, frozenset({Slice.NETWORK}), boot_critical=True),
-    )  # fmt: skip
+    )
     # Like the OpenStack reader, cloud-init's NoCloud seed reader never sends a token.
     return Tree(leaves, (), "/nocloud", token_by_default=False)

@@ -15,8 +15,7 @@ from metadata.records import FixedIP, Port, Slice
 FOLSOM, GRIZZLY, HAVANA, LIBERTY = "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15"
 NEWTON_ONE, NEWTON_TWO, OCATA = "2016-06-30", "2016-10-06", "2017-02-22"
 ROCKY, VICTORIA, EPOXY = "2018-08-27", "2020-10-14", "2025-04-04"
-VERSIONS = (FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY, VICTORIA,
-            EPOXY)  # fmt: skip
+VERSIONS = (FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY, VICTORIA, EPOXY)
 JSON = "application/json"
 SEED_KEY = b',"random_seed":"'
 
@@ -93,8 +92,12 @@ def _netmask(ip: FixedIP) -> str:
 def _network_entry(port: Port, link_id: str, ip: FixedIP, number: int) -> dict[str, Any]:
     net_id = f"network{number}"
     if ip.mode == "dhcp":
-        return {"id": net_id, "type": f"ipv{ip.version}_dhcp", "link": link_id,
-                "network_id": port.network_id}  # fmt: skip
+        return {
+            "id": net_id,
+            "type": f"ipv{ip.version}_dhcp",
+            "link": link_id,
+            "network_id": port.network_id,
+        }
     kind = "ipv4" if ip.version == 4 else "ipv6"
     if ip.version == 6 and ip.mode != "static":
         kind = "ipv6_" + ip.mode
@@ -104,13 +107,23 @@ def _network_entry(port: Port, link_id: str, ip: FixedIP, number: int) -> dict[s
         routes.append({"network": anywhere, "netmask": anywhere, "gateway": ip.gateway})
     for route in ip.routes:
         net = ipaddress.ip_network(route.cidr, strict=False)
-        routes.append({"network": str(net.network_address), "netmask": str(net.netmask),
-                       "gateway": route.gateway})  # fmt: skip
+        routes.append(
+            {
+                "network": str(net.network_address),
+                "netmask": str(net.netmask),
+                "gateway": route.gateway,
+            }
+        )
     entry: dict[str, Any] = {
-        "id": net_id, "type": kind, "link": link_id, "ip_address": ip.address,
-        "netmask": _netmask(ip), "routes": routes, "network_id": port.network_id,
+        "id": net_id,
+        "type": kind,
+        "link": link_id,
+        "ip_address": ip.address,
+        "netmask": _netmask(ip),
+        "routes": routes,
+        "network_id": port.network_id,
         "services": [{"type": "dns", "address": d} for d in ip.dns],
-    }  # fmt: skip
+    }
     return entry
 
 
@@ -125,11 +138,18 @@ def network_data(view: View) -> Answer:
     for port in ports:
         if not port.fixed_ips:
             continue
-        link_id = "tap" + port.id[:11]
+        link_id = port.link_name or "tap" + port.id[:11]
         # Nova (netutils._get_eth_link) names an `ethernet` VIF a physical link.
         kind = "phy" if port.type == "ethernet" else port.type
-        links.append({"id": link_id, "vif_id": port.id, "type": kind, "mtu": port.mtu,
-                      "ethernet_mac_address": port.mac})  # fmt: skip
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": port.id,
+                "type": kind,
+                "mtu": port.mtu,
+                "ethernet_mac_address": port.mac,
+            }
+        )
         # Nova serves the first IPv4 and the first IPv6 subnet of each port, and only
         # their DNS servers: a second subnet's are left out (get_network_metadata).
         for version in (4, 6):
@@ -160,17 +180,43 @@ def build_tree(static_vendor_data: Mapping[str, Any]) -> Tree:
     vendor = frozenset({Slice.VENDOR_DATA})
     leaves = (
         Leaf("meta_data.json", meta_data_json, core_meta_keys, FOLSOM, boot_critical=True),
-        Leaf("user_data", lambda v: Answer(v.user_data.data or b""), user_data, FOLSOM,
-             present=lambda v: v.user_data.data is not None, present_needs=user_data,
-             etag=True, waitable=True, boot_critical=True),
-        Leaf("password", lambda v: Answer(v.password.value.encode()),
-             frozenset({Slice.PASSWORD}), GRIZZLY, methods=frozenset({"POST"})),
-        Leaf("vendor_data.json", lambda v: json_answer(vendor_data(static_vendor_data, v)),
-             vendor, HAVANA),
-        Leaf("network_data.json", network_data, frozenset({Slice.NETWORK}), LIBERTY,
-             boot_critical=True),
-        Leaf("vendor_data2.json", lambda v: vendor_data2(static_vendor_data, v),
-             vendor | {Slice.DYNAMIC_VENDOR_DATA}, NEWTON_TWO),
-    )  # fmt: skip
+        Leaf(
+            "user_data",
+            lambda v: Answer(v.user_data.data or b""),
+            user_data,
+            FOLSOM,
+            present=lambda v: v.user_data.data is not None,
+            present_needs=user_data,
+            etag=True,
+            waitable=True,
+            boot_critical=True,
+        ),
+        Leaf(
+            "password",
+            lambda v: Answer(v.password.value.encode()),
+            frozenset({Slice.PASSWORD}),
+            GRIZZLY,
+            methods=frozenset({"POST"}),
+        ),
+        Leaf(
+            "vendor_data.json",
+            lambda v: json_answer(vendor_data(static_vendor_data, v)),
+            vendor,
+            HAVANA,
+        ),
+        Leaf(
+            "network_data.json",
+            network_data,
+            frozenset({Slice.NETWORK}),
+            LIBERTY,
+            boot_critical=True,
+        ),
+        Leaf(
+            "vendor_data2.json",
+            lambda v: vendor_data2(static_vendor_data, v),
+            vendor | {Slice.DYNAMIC_VENDOR_DATA},
+            NEWTON_TWO,
+        ),
+    )
     # cloud-init's OpenStack reader never sends a token: none by default in this tree.
     return Tree(leaves, (), "/openstack/{version}", token_by_default=False)

@@ -32,9 +32,11 @@ from metadata.guest.render import Responder, render
 from metadata.guest.tree import Answer
 from metadata.guest.waiting import ABSENT, GONE, parse_wait, wait_for_change
 from metadata.loader import RequestCost
+from metadata.nova.tree import build_nova_matcher
 from metadata.records import Slice
 from metadata.services import Services
 from metadata.stats import UNMATCHED
+from metadata.user_data_versions import etag_of
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -48,7 +50,14 @@ class GuestService:
         self.identity = services.identity
         self.hot = services.hot
         self.planner = services.planner
-        self.matcher = build_matcher(services.settings.vendor_data)
+        nova = services.nova
+        self.matcher = (
+            build_matcher(services.settings.vendor_data)
+            if nova is None
+            else build_nova_matcher(
+                services.settings.vendor_data, "StaticJSON" in nova.conf.vendordata_providers
+            )
+        )
         self.responder = Responder()
         self.recorder = Recorder(services.stats, services.settings.access_log)
 
@@ -78,8 +87,9 @@ class GuestService:
         self.recorder.record(request, key, caller, cost, started, response.content_length or 0)
         return response
 
-    async def identify(self, request: web.BaseRequest, cost: RequestCost,
-                       wanted: Wanted = nothing_more) -> Caller:  # fmt: skip
+    async def identify(
+        self, request: web.BaseRequest, cost: RequestCost, wanted: Wanted = nothing_more
+    ) -> Caller:
         """Who is asking; their instance takes one request from its rate-limit bucket."""
         caller = await self.identity.identify(request.remote or "", request.headers, cost, wanted)
         self.guard.admit(caller)
@@ -136,7 +146,7 @@ class GuestService:
         self.guard.check_token(request, caller, match.template, match.token_by_default)
         if method == "POST":
             password = await read_password(request, self.guard.body_timeout)
-            await self.store.set_password_once(caller.instance_uuid, password)
+            await self.set_password_once(caller.instance_uuid, password)
             return web.Response(status=200, text="")
         if "?" in request.raw_path:
             caller = await self.wait(request, destination, caller, cost)
@@ -166,6 +176,8 @@ class GuestService:
         uuid = caller.instance_uuid
 
         async def current_etag() -> str:
+            if self.services.nova is not None:
+                return await self.nova_user_data_etag(uuid)
             try:
                 return await self.store.user_data_etag(uuid) or ABSENT
             except NotFound:
@@ -173,6 +185,26 @@ class GuestService:
 
         await wait_for_change(self.services.waiters, uuid, wait, current_etag)
         return await self.identity.identify(request.remote or "", request.headers, cost)
+
+    async def set_password_once(self, uuid: str, password: str) -> None:
+        nova = self.services.nova
+        if nova is None:
+            await self.store.set_password_once(uuid, password)
+            return
+        # Nova mode: kept in our own database; Nova's stored password still wins.
+        found = await nova.source.read(uuid, frozenset({Slice.PASSWORD}))
+        if found is None or nova.source.overlay is None:
+            raise NotFound("no such instance")
+        await nova.source.overlay.set_password_once(uuid, password, found.slices[Slice.PASSWORD])
+
+    async def nova_user_data_etag(self, uuid: str) -> str:
+        """What a Nova-mode guest is served as user data (the overlay, else Nova's)."""
+        assert self.services.nova is not None
+        found = await self.services.nova.source.read(uuid, frozenset({Slice.USER_DATA}))
+        if found is None:
+            return GONE
+        data = found.slices[Slice.USER_DATA].data
+        return ABSENT if data is None else etag_of(data)
 
     async def load(
         self, destination: Destination, caller: Caller, cost: RequestCost

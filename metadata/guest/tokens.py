@@ -92,8 +92,7 @@ class TokenPolicy:
     reader never sends one).
     """
 
-    def __init__(self, mode: str, required: Iterable[str] = (),
-                 exempt: Iterable[str] = ()) -> None:  # fmt: skip
+    def __init__(self, mode: str, required: Iterable[str] = (), exempt: Iterable[str] = ()) -> None:
         self.mode = mode
         self._required = tuple(required)
         self._exempt = tuple(exempt)

@@ -171,7 +171,11 @@ class Tree:
         params: Iterable[Param],
         template_prefix: str = "/{version}",
         token_by_default: bool = True,
+        sorted_listings: bool = True,
     ) -> None:
+        """`sorted_listings` False: a directory lists its children in row order (Nova's
+        OpenStack version listing is in its handlers' order, not sorted)."""
+        self.sorted_listings = sorted_listings
         self.template_prefix = template_prefix
         self.token_by_default = token_by_default
         self.params = {p.name: p for p in params}
@@ -277,7 +281,8 @@ class Tree:
 
     def listing(self, node: Node, view: View) -> list[str]:
         names = []
-        for name, child in sorted(node.children.items()):
+        children = node.children.items()
+        for name, child in sorted(children) if self.sorted_listings else children:
             if child.leaf is not None:
                 if _leaf_present(child.leaf, view):
                     names.append(name)

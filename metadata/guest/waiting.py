@@ -107,8 +107,9 @@ class Waiters:
         self.notify(event.uuid)
 
 
-async def wait_for_change(waiters: Waiters, uuid: str, wait: WaitRequest,
-                          current_etag: Callable[[], Awaitable[str]]) -> None:  # fmt: skip
+async def wait_for_change(
+    waiters: Waiters, uuid: str, wait: WaitRequest, current_etag: Callable[[], Awaitable[str]]
+) -> None:
     """Return once `current_etag()` differs from `wait.last_etag` (or, with none given, from
     what it was at the start), or after `wait.timeout` seconds."""
     loop = asyncio.get_running_loop()
@@ -162,8 +163,9 @@ class RedisWakeups:
                 raise
             except Exception as exc:
                 if self.is_subscribed.is_set():
-                    log.warning("wake-up channel lost (%s: %s); resubscribing",
-                                type(exc).__name__, exc)  # fmt: skip
+                    log.warning(
+                        "wake-up channel lost (%s: %s); resubscribing", type(exc).__name__, exc
+                    )
                 self.is_subscribed.clear()
             await asyncio.sleep(RESUBSCRIBE_AFTER)
 

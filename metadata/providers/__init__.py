@@ -16,10 +16,12 @@ from metadata.providers.dynamic_vendor_data import (
 from metadata.records import Slice
 
 
-def build_providers(targets: Mapping[str, str] | None = None, timeout: float = 5.0,
-                    session: aiohttp.ClientSession | None = None,
-                    vendor_data_outcomes: TargetOutcomes | None = None,
-                    ) -> dict[Slice, Provider]:  # fmt: skip
+def build_providers(
+    targets: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    session: aiohttp.ClientSession | None = None,
+    vendor_data_outcomes: TargetOutcomes | None = None,
+) -> dict[Slice, Provider]:
     """One provider per slice. Dynamic vendor data needs the configured targets and the
     shared client session; without either it is the provider that does no I/O."""
     if targets and session is not None:

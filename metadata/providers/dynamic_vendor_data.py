@@ -62,8 +62,13 @@ class DynamicVendorDataProvider(Provider):
     slice = Slice.DYNAMIC_VENDOR_DATA
     requires: ClassVar[frozenset[Slice]] = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
 
-    def __init__(self, targets: Mapping[str, str], timeout: float,
-                 session: aiohttp.ClientSession, outcomes: TargetOutcomes) -> None:  # fmt: skip
+    def __init__(
+        self,
+        targets: Mapping[str, str],
+        timeout: float,
+        session: aiohttp.ClientSession,
+        outcomes: TargetOutcomes,
+    ) -> None:
         self.targets = dict(targets)
         self.timeout = timeout
         self.outcomes = outcomes

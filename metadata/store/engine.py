@@ -51,8 +51,13 @@ def _engine_options(url: str, timeout: float) -> dict[str, Any]:
     # A dead or unreachable server must cost a guest `timeout` seconds at most, connecting or
     # queueing for a pooled connection, before its 503.
     connect = {"timeout": timeout} if backend == "postgresql" else {"connect_timeout": timeout}
-    return {"pool_size": 10, "max_overflow": 20, "pool_recycle": 3600,
-            "pool_timeout": timeout, "connect_args": connect}  # fmt: skip
+    return {
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_recycle": 3600,
+        "pool_timeout": timeout,
+        "connect_args": connect,
+    }
 
 
 def _discard_closed(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
@@ -98,8 +103,9 @@ def inline_reader(url: str, counter: StatementCounter) -> InlineReader | None:
 
 
 class Database:
-    def __init__(self, url: str, *, timeout: float = 2.0, read_timeout: float | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self, url: str, *, timeout: float = 2.0, read_timeout: float | None = None
+    ) -> None:
         self.url = url
         self.backend = make_url(url).get_backend_name()
         # hide_parameters: a driver error (logged or chained) never carries user data.
@@ -148,8 +154,9 @@ class Database:
                 raise WriteConflict("a concurrent write changed the same instance; retry") from exc
             raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
-    def read_inline(self, key: Hashable, build: Callable[[], Select[Any]],
-                    parameters: Mapping[str, Any]) -> list[dict[str, Any]] | None:  # fmt: skip
+    def read_inline(
+        self, key: Hashable, build: Callable[[], Select[Any]], parameters: Mapping[str, Any]
+    ) -> list[dict[str, Any]] | None:
         """The rows of a guest read run on the event loop's thread (SQLite), or None when
         the caller is to read through `read()` (another database, or SQLite busy)."""
         if self.inline is None:

@@ -45,8 +45,9 @@ class InlineReader:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             # Opened on first use: after start-up has migrated (and set WAL on) the file.
-            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None,
-                                   check_same_thread=False)  # fmt: skip
+            conn = sqlite3.connect(
+                self._path, timeout=0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA query_only=ON")
             self._conn = conn
         return self._conn
@@ -65,8 +66,9 @@ class InlineReader:
             ),
         )
 
-    def rows(self, key: Hashable, build: Callable[[], Select[Any]],
-             parameters: Mapping[str, Any]) -> list[dict[str, Any]] | None:  # fmt: skip
+    def rows(
+        self, key: Hashable, build: Callable[[], Select[Any]], parameters: Mapping[str, Any]
+    ) -> list[dict[str, Any]] | None:
         """The statement's rows as dicts, or None when SQLite is busy. `build` makes the
         statement of this shape (named bind parameters) the first time it is seen."""
         prepared = self._prepared.get(key)
@@ -83,10 +85,12 @@ class InlineReader:
         self._on_statement(prepared.sql)
         columns, processors = prepared.columns, prepared.processors
         return [
-            {name: (p(value) if p is not None else value)
-             for name, p, value in zip(columns, processors, row, strict=True)}
+            {
+                name: (p(value) if p is not None else value)
+                for name, p, value in zip(columns, processors, row, strict=True)
+            }
             for row in raw
-        ]  # fmt: skip
+        ]
 
     def close(self) -> None:
         if self._conn is not None:

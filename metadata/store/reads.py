@@ -43,16 +43,18 @@ def decode_slices(row: Mapping[str, Any], names: Iterable[Slice]) -> tuple[int, 
     return int(row["generation"]), slices.decode(cast(RowMapping, row), names)
 
 
-async def load_slices(conn: AsyncConnection, uuid: str, names: Iterable[Slice]
-                      ) -> tuple[int, dict[Slice, Any]] | None:  # fmt: skip
+async def load_slices(
+    conn: AsyncConnection, uuid: str, names: Iterable[Slice]
+) -> tuple[int, dict[Slice, Any]] | None:
     """One instance's generation and named slices in one statement (None: no such instance)."""
     wanted = list(names)
     row = (await conn.execute(slices_query(wanted), {"uuid": uuid})).mappings().first()
     return None if row is None else decode_slices(row, wanted)
 
 
-async def load_slices_by_address(conn: AsyncConnection, address: str, names: Iterable[Slice]
-                                 ) -> list[tuple[str, int, dict[Slice, Any]]]:  # fmt: skip
+async def load_slices_by_address(
+    conn: AsyncConnection, address: str, names: Iterable[Slice]
+) -> list[tuple[str, int, dict[Slice, Any]]]:
     """(uuid, generation, slices) of the instances with this fixed IP, in one statement."""
     wanted = list(names)
     query = slices_by_address_query(wanted)
@@ -105,27 +107,40 @@ async def load_user_data_sha256(conn: AsyncConnection, uuid: str) -> tuple[bool,
     return (False, None) if row is None else (True, row.sha256)
 
 
-async def load_user_data_history(conn: AsyncConnection, uuid: str, limit: int
-                                 ) -> list[UserDataVersion]:  # fmt: skip
+async def load_user_data_history(
+    conn: AsyncConnection, uuid: str, limit: int
+) -> list[UserDataVersion]:
     """The newest `limit` recorded changes, newest first."""
     h = t.user_data_history
     query = (
-        select(h.c.id, h.c.changed_at, h.c.changed_by, h.c.action, h.c.size, h.c.sha256,
-               h.c.restored_from, h.c.data.is_not(None).label("has_data"))
+        select(
+            h.c.id,
+            h.c.changed_at,
+            h.c.changed_by,
+            h.c.action,
+            h.c.size,
+            h.c.sha256,
+            h.c.restored_from,
+            h.c.data.is_not(None).label("has_data"),
+        )
         .where(h.c.instance_uuid == uuid)
         .order_by(h.c.id.desc())
         .limit(limit)
-    )  # fmt: skip
+    )
     result = await conn.execute(query)
     return [
         UserDataVersion(
-            version=row.id, changed_at=_aware(row.changed_at), changed_by=row.changed_by,
-            action=row.action, size=row.size, sha256=row.sha256,
+            version=row.id,
+            changed_at=_aware(row.changed_at),
+            changed_by=row.changed_by,
+            action=row.action,
+            size=row.size,
+            sha256=row.sha256,
             is_restorable=row.sha256 is None or bool(row.has_data),
             restored_from=row.restored_from,
         )
         for row in result
-    ]  # fmt: skip
+    ]
 
 
 def _aware(value: datetime) -> datetime:

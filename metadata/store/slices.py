@@ -132,11 +132,14 @@ NETWORK_JSON_FIELDS = ("floating_ips", "dns", "routes")
 
 def _network_columns() -> list[ColumnElement[Any]]:
     rows = (
-        select(json_rows(*(p.c[n] for n in PORT_FIELDS), f.c.position,
-                         *(f.c[n] for n in FIXED_IP_FIELDS)))
+        select(
+            json_rows(
+                *(p.c[n] for n in PORT_FIELDS), f.c.position, *(f.c[n] for n in FIXED_IP_FIELDS)
+            )
+        )
         .select_from(PORTS_WITH_FIXED_IPS)
         .where(p.c.instance_uuid == INSTANCE_UUID)
-    )  # fmt: skip
+    )
     return [rows.scalar_subquery().label("network")]
 
 
@@ -148,8 +151,9 @@ def _decode_network(row: RowMapping) -> Network:
             record[name] = json_value(record[name]) if record[name] is not None else []
         records.append(record)
     # Ports in order, each port's addresses in order (a port without any comes first).
-    records.sort(key=lambda r: (r["position"], -1 if r["ip_position"] is None
-                                else r["ip_position"]))  # fmt: skip
+    records.sort(
+        key=lambda r: (r["position"], -1 if r["ip_position"] is None else r["ip_position"])
+    )
     return network_from_records(records)
 
 

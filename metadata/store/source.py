@@ -19,8 +19,9 @@ class StoreSource:
         self._db = db
 
     async def read(self, uuid: str, names: frozenset[Slice]) -> SliceRead | None:
-        rows = self._db.read_inline(("read", names), lambda: reads.slices_query(names),
-                                    {"uuid": uuid})  # fmt: skip
+        rows = self._db.read_inline(
+            ("read", names), lambda: reads.slices_query(names), {"uuid": uuid}
+        )
         if rows is not None:
             if not rows:
                 return None
@@ -31,9 +32,10 @@ class StoreSource:
 
     async def read_by_address(self, address: str, names: frozenset[Slice]) -> list[SliceRead]:
         rows = self._db.read_inline(
-            ("read_by_address", names), lambda: reads.slices_by_address_query(names),
+            ("read_by_address", names),
+            lambda: reads.slices_by_address_query(names),
             {"address": address},
-        )  # fmt: skip
+        )
         if rows is not None:
             return [
                 SliceRead(row["instance_uuid"], *reads.decode_slices(row, names)) for row in rows

@@ -48,8 +48,9 @@ class Store:
     def add_write_listener(self, listener: WriteListener) -> None:
         self._listeners.append(listener)
 
-    async def _written(self, uuid: str, generation: int | None,
-                       addresses: Iterable[str] = ()) -> None:  # fmt: skip
+    async def _written(
+        self, uuid: str, generation: int | None, addresses: Iterable[str] = ()
+    ) -> None:
         event = WriteEvent(uuid, generation, frozenset(addresses))
         for listener in self._listeners:
             await listener(event)
@@ -133,8 +134,9 @@ class Store:
         addresses = await self._write(lambda conn: writes.delete_instance(conn, uuid))
         await self._written(uuid, None, addresses)
 
-    async def set_user_data(self, uuid: str, data: bytes | None,
-                            change: UserDataChange | None = None) -> str | None:  # fmt: skip
+    async def set_user_data(
+        self, uuid: str, data: bytes | None, change: UserDataChange | None = None
+    ) -> str | None:
         """Replace (None: remove) the user data; returns the new ETag (None: removed)."""
         generation = await self._write(
             lambda conn: writes.set_user_data(conn, uuid, data, change, self.user_data_kept)
@@ -142,13 +144,15 @@ class Store:
         await self._written(uuid, generation)
         return None if data is None else etag_of(data)
 
-    async def restore_user_data(self, uuid: str, version: int, change: UserDataChange
-                                ) -> UserDataVersion:  # fmt: skip
+    async def restore_user_data(
+        self, uuid: str, version: int, change: UserDataChange
+    ) -> UserDataVersion:
         """Make an earlier version current again; returns the change this recorded."""
 
         async def restore(conn: AsyncConnection) -> tuple[int, UserDataVersion]:
-            generation = await writes.restore_user_data(conn, uuid, version, change,
-                                                        self.user_data_kept)  # fmt: skip
+            generation = await writes.restore_user_data(
+                conn, uuid, version, change, self.user_data_kept
+            )
             # read inside the transaction: the row this restore just wrote
             return generation, (await reads.load_user_data_history(conn, uuid, 1))[0]
 

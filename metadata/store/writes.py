@@ -29,15 +29,27 @@ def _now() -> datetime:
 def instance_row(doc: InstanceDocument, generation: int) -> dict[str, Any]:
     core = doc.core
     return {
-        "uuid": core.uuid, "generation": generation, "ec2_id": core.ec2_id,
-        "name": core.name, "hostname": core.hostname, "project_id": core.project_id,
-        "user_id": core.user_id, "availability_zone": core.availability_zone,
-        "launch_index": core.launch_index, "image_id": core.image_id, "ami_id": core.ami_id,
-        "kernel_id": core.kernel_id, "ramdisk_id": core.ramdisk_id,
+        "uuid": core.uuid,
+        "generation": generation,
+        "ec2_id": core.ec2_id,
+        "name": core.name,
+        "hostname": core.hostname,
+        "project_id": core.project_id,
+        "user_id": core.user_id,
+        "availability_zone": core.availability_zone,
+        "launch_index": core.launch_index,
+        "image_id": core.image_id,
+        "ami_id": core.ami_id,
+        "kernel_id": core.kernel_id,
+        "ramdisk_id": core.ramdisk_id,
         "reservation_id": core.reservation_id,
         "attributes": {
-            "flavor": {"name": core.flavor.name, "vcpus": core.flavor.vcpus,
-                       "ram_mb": core.flavor.ram_mb, "disk_gb": core.flavor.disk_gb},
+            "flavor": {
+                "name": core.flavor.name,
+                "vcpus": core.flavor.vcpus,
+                "ram_mb": core.flavor.ram_mb,
+                "disk_gb": core.flavor.disk_gb,
+            },
             "security_groups": list(core.security_groups),
             "block_device_mapping": [list(pair) for pair in core.block_device_mapping],
             "devices": [dict(d) for d in core.devices],
@@ -46,7 +58,7 @@ def instance_row(doc: InstanceDocument, generation: int) -> dict[str, Any]:
             "tags": [list(pair) for pair in core.tags],
             "instance_metadata_tags": core.instance_metadata_tags,
         },
-    }  # fmt: skip
+    }
 
 
 def child_rows(doc: InstanceDocument) -> dict[Table, list[dict[str, Any]]]:
@@ -64,22 +76,37 @@ def child_rows(doc: InstanceDocument) -> dict[Table, list[dict[str, Any]]]:
         t.fixed_ips: [],
         t.vendor_data: (
             [{"instance_uuid": uuid, "data": dict(doc.vendor_data.data)}]
-            if doc.vendor_data.data else []
+            if doc.vendor_data.data
+            else []
         ),
-    }  # fmt: skip
+    }
     for position, port in enumerate(doc.network.ports):
-        rows[t.ports].append({
-            "instance_uuid": uuid, "position": position, "port_id": port.id, "mac": port.mac,
-            "network_id": port.network_id, "mtu": port.mtu, "vif_type": port.type,
-            "floating_ips": list(port.floating_ips),
-        })  # fmt: skip
+        rows[t.ports].append(
+            {
+                "instance_uuid": uuid,
+                "position": position,
+                "port_id": port.id,
+                "mac": port.mac,
+                "network_id": port.network_id,
+                "mtu": port.mtu,
+                "vif_type": port.type,
+                "floating_ips": list(port.floating_ips),
+            }
+        )
         for ip_position, ip in enumerate(port.fixed_ips):
-            rows[t.fixed_ips].append({
-                "instance_uuid": uuid, "port_position": position, "position": ip_position,
-                "address": ip.address, "cidr": ip.cidr, "gateway": ip.gateway,
-                "dns": list(ip.dns), "mode": ip.mode,
-                "routes": [{"cidr": r.cidr, "gateway": r.gateway} for r in ip.routes],
-            })  # fmt: skip
+            rows[t.fixed_ips].append(
+                {
+                    "instance_uuid": uuid,
+                    "port_position": position,
+                    "position": ip_position,
+                    "address": ip.address,
+                    "cidr": ip.cidr,
+                    "gateway": ip.gateway,
+                    "dns": list(ip.dns),
+                    "mode": ip.mode,
+                    "routes": [{"cidr": r.cidr, "gateway": r.gateway} for r in ip.routes],
+                }
+            )
     return rows
 
 
@@ -120,8 +147,9 @@ async def fixed_addresses(conn: AsyncConnection, uuid: str) -> set[str]:
     return set(result.scalars().all())
 
 
-async def put_instance(conn: AsyncConnection, doc: InstanceDocument, actor: str = "",
-                       keep: int = 10) -> tuple[bool, int, set[str]]:  # fmt: skip
+async def put_instance(
+    conn: AsyncConnection, doc: InstanceDocument, actor: str = "", keep: int = 10
+) -> tuple[bool, int, set[str]]:
     """Create or replace; returns (created, generation, addresses before and after). The
     password survives a replace: the guest set it, not the operator. A change of user data
     is recorded in its history as one made by `actor`."""
@@ -183,9 +211,16 @@ async def user_data_sha256(conn: AsyncConnection, uuid: str) -> str | None:
     return result.scalar()
 
 
-async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None,
-                        change: UserDataChange | None = None, keep: int = 10, *,
-                        action: str = "", restored_from: int | None = None) -> int:  # fmt: skip
+async def set_user_data(
+    conn: AsyncConnection,
+    uuid: str,
+    data: bytes | None,
+    change: UserDataChange | None = None,
+    keep: int = 10,
+    *,
+    action: str = "",
+    restored_from: int | None = None,
+) -> int:
     """Replace (None: remove) the user data, if `change.if_match` names what is stored now;
     a change is recorded in the history, whose newest `keep` versions keep their bytes."""
     change = change or UserDataChange("")
@@ -204,15 +239,28 @@ async def set_user_data(conn: AsyncConnection, uuid: str, data: bytes | None,
     return generation
 
 
-async def record_user_data(conn: AsyncConnection, uuid: str, data: bytes | None, action: str,
-                           actor: str, keep: int, restored_from: int | None = None
-                           ) -> None:  # fmt: skip
+async def record_user_data(
+    conn: AsyncConnection,
+    uuid: str,
+    data: bytes | None,
+    action: str,
+    actor: str,
+    keep: int,
+    restored_from: int | None = None,
+) -> None:
     h = t.user_data_history
-    await conn.execute(insert(h).values(
-        instance_uuid=uuid, changed_at=_now(), changed_by=actor, action=action,
-        size=None if data is None else len(data), sha256=_sha256(data), data=data,
-        restored_from=restored_from,
-    ))  # fmt: skip
+    await conn.execute(
+        insert(h).values(
+            instance_uuid=uuid,
+            changed_at=_now(),
+            changed_by=actor,
+            action=action,
+            size=None if data is None else len(data),
+            sha256=_sha256(data),
+            data=data,
+            restored_from=restored_from,
+        )
+    )
     # The newest `keep` versions (removals count) keep their bytes. Two statements, not one
     # UPDATE ... (SELECT ... LIMIT): MySQL refuses an UPDATE that selects from its own table.
     result = await conn.execute(
@@ -231,8 +279,9 @@ async def record_user_data(conn: AsyncConnection, uuid: str, data: bytes | None,
         )
 
 
-async def restore_user_data(conn: AsyncConnection, uuid: str, version: int,
-                            change: UserDataChange, keep: int) -> int:  # fmt: skip
+async def restore_user_data(
+    conn: AsyncConnection, uuid: str, version: int, change: UserDataChange, keep: int
+) -> int:
     """Make an earlier version current again (a version that removed it: remove it)."""
     h = t.user_data_history
     result = await conn.execute(
@@ -246,8 +295,9 @@ async def restore_user_data(conn: AsyncConnection, uuid: str, version: int,
     if row.sha256 is not None and row.data is None:
         raise Conflict(f"version {version} is too old: its bytes are no longer kept")
     data = None if row.data is None else bytes(row.data)
-    return await set_user_data(conn, uuid, data, change, keep, action="restore",
-                               restored_from=version)  # fmt: skip
+    return await set_user_data(
+        conn, uuid, data, change, keep, action="restore", restored_from=version
+    )
 
 
 async def set_password_once(conn: AsyncConnection, uuid: str, value: str) -> int:

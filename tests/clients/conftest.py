@@ -64,21 +64,36 @@ def guest_document() -> dict[str, Any]:
             {"name": "k2", "type": "ssh", "data": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB k2"},
         ],
         ports=[
-            {"id": "port-a-0123456789", "mac": "fa:16:3e:00:17:01", "network_id": "net-loop",
-             "mtu": 1450,
-             "fixed_ips": [{"address": GUEST_ADDRESS, "cidr": "127.0.0.0/8",
-                            "gateway": "127.0.0.1", "dns": ["127.0.0.53"],
-                            "routes": [{"cidr": "192.0.2.0/24", "gateway": "127.0.0.254"}]}],
-             "floating_ips": ["203.0.113.23"]},
-            {"id": "port-b-0123456789", "mac": "fa:16:3e:00:17:02", "network_id": "net-data",
-             "mtu": 9000,
-             "fixed_ips": [{"address": "10.23.0.5", "cidr": "10.23.0.0/24",
-                            "dns": ["10.23.0.2"]}],
-             "floating_ips": []},
+            {
+                "id": "port-a-0123456789",
+                "mac": "fa:16:3e:00:17:01",
+                "network_id": "net-loop",
+                "mtu": 1450,
+                "fixed_ips": [
+                    {
+                        "address": GUEST_ADDRESS,
+                        "cidr": "127.0.0.0/8",
+                        "gateway": "127.0.0.1",
+                        "dns": ["127.0.0.53"],
+                        "routes": [{"cidr": "192.0.2.0/24", "gateway": "127.0.0.254"}],
+                    }
+                ],
+                "floating_ips": ["203.0.113.23"],
+            },
+            {
+                "id": "port-b-0123456789",
+                "mac": "fa:16:3e:00:17:02",
+                "network_id": "net-data",
+                "mtu": 9000,
+                "fixed_ips": [
+                    {"address": "10.23.0.5", "cidr": "10.23.0.0/24", "dns": ["10.23.0.2"]}
+                ],
+                "floating_ips": [],
+            },
         ],
         user_data=base64.b64encode(USER_DATA).decode(),
         vendor_data={"cloud": "test", "nested": {"list": [1, 2], "flag": True}},
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +143,23 @@ def metadata_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
     log = workdir / "server.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "metadata", "serve",
-             "--listen", f"127.0.0.1:{guest_port}",
-             "--admin-listen", f"127.0.0.1:{admin_port}",
-             "--database-url", f"sqlite+aiosqlite:///{workdir}/m.db"],
-            cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "metadata",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{guest_port}",
+                "--admin-listen",
+                f"127.0.0.1:{admin_port}",
+                "--database-url",
+                f"sqlite+aiosqlite:///{workdir}/m.db",
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_healthy(process, admin_port, log)
         document = guest_document()
@@ -197,12 +223,16 @@ def run_client(
 
 @pytest.fixture(scope="session")
 def system_python_with_cloud_init() -> str:
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import cloudinit.sources.helpers.openstack"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    ) if os.path.exists(SYSTEM_PYTHON) else None  # fmt: skip
+    probe = (
+        subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import cloudinit.sources.helpers.openstack"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if os.path.exists(SYSTEM_PYTHON)
+        else None
+    )
     if probe is None or probe.returncode != 0:
         backends.unavailable("cloud-init is not installed (apt-get install cloud-init)")
     return SYSTEM_PYTHON

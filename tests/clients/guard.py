@@ -153,8 +153,11 @@ class Guard:
             raise socket.herror(1, f"guard: no reverse lookup of {host!r}")
 
         patches: dict[str, Callable[..., Any]] = {
-            "connect": connect, "connect_ex": connect_ex, "sendto": sendto, "sendmsg": sendmsg,
-        }  # fmt: skip
+            "connect": connect,
+            "connect_ex": connect_ex,
+            "sendto": sendto,
+            "sendmsg": sendmsg,
+        }
         for name, function in patches.items():
             setattr(socket.socket, name, function)
         socket.getaddrinfo = getaddrinfo
@@ -169,7 +172,8 @@ def _unresolvable(host: Any) -> socket.gaierror:
 
 
 def install_from_environment() -> Guard:
-    guard = Guard(int(os.environ[GUEST_PORT_ENV]), os.environ[SOURCE_ENV],
-                  os.environ.get(IPV6_ENV) == "1")  # fmt: skip
+    guard = Guard(
+        int(os.environ[GUEST_PORT_ENV]), os.environ[SOURCE_ENV], os.environ.get(IPV6_ENV) == "1"
+    )
     guard.install()
     return guard

@@ -61,8 +61,9 @@ def udp() -> socket.socket:
 attempt("connect 192.0.2.1:80", lambda: tcp().connect(("192.0.2.1", 80)))
 attempt("connect_ex 192.0.2.1:80", lambda: tcp().connect_ex(("192.0.2.1", 80)))
 attempt("connect 169.254.169.254:8080", lambda: tcp().connect(("169.254.169.254", 8080)))
-attempt("connect [fd00:ec2::254]:80",
-        lambda: tcp(socket.AF_INET6).connect(("fd00:ec2::254", 80, 0, 0)))  # fmt: skip
+attempt(
+    "connect [fd00:ec2::254]:80", lambda: tcp(socket.AF_INET6).connect(("fd00:ec2::254", 80, 0, 0))
+)
 attempt("connect by name", lambda: tcp().connect(("instance-data.", 8773)))
 attempt("sendto 192.0.2.1:53", lambda: udp().sendto(b"x", ("192.0.2.1", 53)))
 attempt("sendmsg 192.0.2.1:53", lambda: udp().sendmsg([b"x"], [], 0, ("192.0.2.1", 53)))

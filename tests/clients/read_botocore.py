@@ -27,9 +27,12 @@ fetcher = IMDSFetcher(timeout=5, config=config)
 token = fetcher._fetch_metadata_token()
 response = fetcher._get_request("latest/meta-data/instance-id", None, token)
 region = InstanceMetadataRegionFetcher(timeout=5, config=config).retrieve_region()
-client_output.write(output, {
-    "base_url": fetcher.get_base_url(),
-    "instance-id": response.text,
-    "status": response.status_code,
-    "region": region,
-})  # fmt: skip
+client_output.write(
+    output,
+    {
+        "base_url": fetcher.get_base_url(),
+        "instance-id": response.text,
+        "status": response.status_code,
+        "region": region,
+    },
+)

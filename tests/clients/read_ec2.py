@@ -19,8 +19,11 @@ logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 output = sys.argv[1]
 address = "http://169.254.169.254"
 version = DataSourceEc2.DataSourceEc2.min_metadata_version
-client_output.write(output, {
-    "api_version": version,
-    "user-data": ec2.get_instance_userdata(version, address),
-    "meta-data": ec2.get_instance_metadata(version, address),
-})  # fmt: skip
+client_output.write(
+    output,
+    {
+        "api_version": version,
+        "user-data": ec2.get_instance_userdata(version, address),
+        "meta-data": ec2.get_instance_metadata(version, address),
+    },
+)

@@ -58,18 +58,21 @@ rendered = None
 if config:
     parsed = network_state.parse_net_config_data(config)
     rendered = eni.Renderer()._render_interfaces(parsed)
-client_output.write(output, {
-    "found": found,
-    "log": collected.lines,
-    "has_token": bool(source._api_token),
-    "cloud_name": source.cloud_name,
-    "api_version": source._crawled_metadata.get("_metadata_api_version") if found else None,
-    "meta-data": source.metadata,
-    "user-data": source.userdata_raw,
-    "identity": source.identity if found else None,
-    "availability_zone": source.availability_zone if found else None,
-    "region": source.region if found else None,
-    "is_classic": source.is_classic_instance() if found else None,
-    "network_config": config,
-    "eni": rendered,
-})  # fmt: skip
+client_output.write(
+    output,
+    {
+        "found": found,
+        "log": collected.lines,
+        "has_token": bool(source._api_token),
+        "cloud_name": source.cloud_name,
+        "api_version": source._crawled_metadata.get("_metadata_api_version") if found else None,
+        "meta-data": source.metadata,
+        "user-data": source.userdata_raw,
+        "identity": source.identity if found else None,
+        "availability_zone": source.availability_zone if found else None,
+        "region": source.region if found else None,
+        "is_classic": source.is_classic_instance() if found else None,
+        "network_config": config,
+        "eni": rendered,
+    },
+)

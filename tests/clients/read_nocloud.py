@@ -55,16 +55,19 @@ rendered = None
 if network_config:
     parsed = network_state.parse_net_config_data(network_config)
     rendered = eni.Renderer()._render_interfaces(parsed)
-client_output.write(output, {
-    "found": found,
-    "log": collected.lines,
-    "seed": source.seed,
-    "meta-data": source.metadata,
-    "user-data": source.userdata_raw,
-    "vendor-data": source.vendordata_raw,
-    "instance_id": source.get_instance_id(),
-    "hostname": source.get_hostname().hostname,
-    "public_keys": source.get_public_ssh_keys(),
-    "network_config": network_config,
-    "eni": rendered,
-})  # fmt: skip
+client_output.write(
+    output,
+    {
+        "found": found,
+        "log": collected.lines,
+        "seed": source.seed,
+        "meta-data": source.metadata,
+        "user-data": source.userdata_raw,
+        "vendor-data": source.vendordata_raw,
+        "instance_id": source.get_instance_id(),
+        "hostname": source.get_hostname().hostname,
+        "public_keys": source.get_public_ssh_keys(),
+        "network_config": network_config,
+        "eni": rendered,
+    },
+)

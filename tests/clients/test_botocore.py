@@ -30,16 +30,20 @@ def test_botocore_reads_instance_id_and_region(
 ) -> None:
     # default: botocore's built-in 169.254.169.254, redirected by the guard; environment:
     # the endpoint an operator names in AWS_EC2_METADATA_SERVICE_ENDPOINT.
-    extra = {} if endpoint == "default" else {
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT": metadata_server.guest_url + "/"
-    }  # fmt: skip
+    extra = (
+        {}
+        if endpoint == "default"
+        else {"AWS_EC2_METADATA_SERVICE_ENDPOINT": metadata_server.guest_url + "/"}
+    )
     run = run_client(
         sys.executable, "read_botocore.py", server=metadata_server, tmp_path=tmp_path, **extra
     )
     doc = metadata_server.document
-    expected_base = "http://169.254.169.254/" if endpoint == "default" else extra[
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT"
-    ]  # fmt: skip
+    expected_base = (
+        "http://169.254.169.254/"
+        if endpoint == "default"
+        else extra["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
+    )
     assert run.output["base_url"] == expected_base
     assert run.output["status"] == 200, run.context()
     assert run.output["instance-id"] == doc["ec2_id"]
@@ -56,8 +60,10 @@ def dual_stack_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
         backends.unavailable("no IPv6 on this machine")
     workdir = tmp_path_factory.mktemp("dual-stack")
     port = free_port()
-    server = start_server(workdir, {"METADATA_LISTEN": f"127.0.0.1:{port},[::1]:{port}",
-                                    "METADATA_TRUSTED_PROXIES": ""})  # fmt: skip
+    server = start_server(
+        workdir,
+        {"METADATA_LISTEN": f"127.0.0.1:{port},[::1]:{port}", "METADATA_TRUSTED_PROXIES": ""},
+    )
     try:
         document = sample_document(61, availability_zone="nova-6b", ec2_id="i-0000000000000061a")
         document["ports"][0]["fixed_ips"].append({"address": "::1", "cidr": "::1/128"})
@@ -74,9 +80,13 @@ def test_botocore_in_ipv6_endpoint_mode_reads_from_the_ipv6_listener(
     # botocore's own IPv6 default [fd00:ec2::254]:80, redirected by the guard to [::1]:P;
     # the server knows the guest by its IPv6 source address alone.
     run = run_client(
-        sys.executable, "read_botocore.py", server=dual_stack_server, tmp_path=tmp_path,
-        AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE="ipv6", METADATA_GUARD_IPV6="1",
-    )  # fmt: skip
+        sys.executable,
+        "read_botocore.py",
+        server=dual_stack_server,
+        tmp_path=tmp_path,
+        AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE="ipv6",
+        METADATA_GUARD_IPV6="1",
+    )
     assert run.output["base_url"] == "http://[fd00:ec2::254]/"
     assert run.output["status"] == 200, run.context()
     assert run.output["instance-id"] == dual_stack_server.document["ec2_id"]
@@ -88,8 +98,9 @@ def test_botocore_in_ipv6_endpoint_mode_reads_from_the_ipv6_listener(
 
 def guest_get(port: int, host: str) -> int:
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/latest/meta-data/instance-id",
-                                    timeout=10) as response:  # fmt: skip
+        with urllib.request.urlopen(
+            f"http://{host}:{port}/latest/meta-data/instance-id", timeout=10
+        ) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return error.code

@@ -21,10 +21,13 @@ def openstack_read(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ClientRun:
     return run_client(
-        system_python_with_cloud_init, "read_openstack.py", metadata_server.guest_url,
+        system_python_with_cloud_init,
+        "read_openstack.py",
+        metadata_server.guest_url,
         json.dumps(guest_nics(metadata_server.document)),
-        server=metadata_server, tmp_path=tmp_path_factory.mktemp("openstack"),
-    )  # fmt: skip
+        server=metadata_server,
+        tmp_path=tmp_path_factory.mktemp("openstack"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +37,11 @@ def ec2_read(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ClientRun:
     return run_client(
-        system_python_with_cloud_init, "read_ec2.py",
-        server=metadata_server, tmp_path=tmp_path_factory.mktemp("ec2"),
-    )  # fmt: skip
+        system_python_with_cloud_init,
+        "read_ec2.py",
+        server=metadata_server,
+        tmp_path=tmp_path_factory.mktemp("ec2"),
+    )
 
 
 def guest_nics(doc: dict[str, Any]) -> dict[str, str]:
@@ -60,8 +65,13 @@ def _routes(fixed: dict[str, Any]) -> list[dict[str, str]]:
         routes.append({"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": fixed["gateway"]})
     for route in fixed.get("routes", []):
         net = ipaddress.ip_network(route["cidr"])
-        routes.append({"network": str(net.network_address), "netmask": str(net.netmask),
-                       "gateway": route["gateway"]})  # fmt: skip
+        routes.append(
+            {
+                "network": str(net.network_address),
+                "netmask": str(net.netmask),
+                "gateway": route["gateway"],
+            }
+        )
     return routes
 
 

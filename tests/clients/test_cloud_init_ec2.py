@@ -29,16 +29,26 @@ def ec2_guest_document() -> dict[str, Any]:
         availability_zone="zone-1b",
         ec2_id="i-0123456789abcdef1",
         ports=[
-            {"id": "port-c-0123456789", "mac": "FA:16:3E:00:18:01", "network_id": "net-a",
-             "fixed_ips": [{"address": GUEST, "cidr": "127.0.0.0/8", "gateway": "127.0.0.1"},
-                           {"address": "127.0.0.124", "cidr": "127.0.0.0/8"},
-                           {"address": "fd00:18::5", "cidr": "fd00:18::/64"}],
-             "floating_ips": ["203.0.113.24"]},
-            {"id": "port-d-0123456789", "mac": "fa:16:3e:00:18:02", "network_id": "net-b",
-             "fixed_ips": [{"address": "10.24.0.5", "cidr": "10.24.0.0/24"}]},
+            {
+                "id": "port-c-0123456789",
+                "mac": "FA:16:3E:00:18:01",
+                "network_id": "net-a",
+                "fixed_ips": [
+                    {"address": GUEST, "cidr": "127.0.0.0/8", "gateway": "127.0.0.1"},
+                    {"address": "127.0.0.124", "cidr": "127.0.0.0/8"},
+                    {"address": "fd00:18::5", "cidr": "fd00:18::/64"},
+                ],
+                "floating_ips": ["203.0.113.24"],
+            },
+            {
+                "id": "port-d-0123456789",
+                "mac": "fa:16:3e:00:18:02",
+                "network_id": "net-b",
+                "fixed_ips": [{"address": "10.24.0.5", "cidr": "10.24.0.0/24"}],
+            },
         ],
         user_data=base64.b64encode(USER_DATA).decode(),
-    )  # fmt: skip
+    )
 
 
 NICS = {"fa:16:3e:00:18:01": "eth0", "fa:16:3e:00:18:02": "eth1"}
@@ -57,9 +67,14 @@ def ec2_guest(metadata_server: RunningServer) -> dict[str, Any]:
 
 def read(platform: str, server: RunningServer, python: str, tmp_path: Any) -> ClientRun:
     return run_client(
-        python, "read_ec2_datasource.py", platform, json.dumps(NICS),
-        server=server, tmp_path=tmp_path, METADATA_GUARD_SOURCE=GUEST,
-    )  # fmt: skip
+        python,
+        "read_ec2_datasource.py",
+        platform,
+        json.dumps(NICS),
+        server=server,
+        tmp_path=tmp_path,
+        METADATA_GUARD_SOURCE=GUEST,
+    )
 
 
 @pytest.fixture(scope="module", params=["aws", "other"])
@@ -72,9 +87,11 @@ def datasource_run(
 ) -> ClientRun:
     platform: str = request.param
     return read(
-        platform, metadata_server, system_python_with_cloud_init,
+        platform,
+        metadata_server,
+        system_python_with_cloud_init,
         tmp_path_factory.mktemp(f"ec2-{platform}"),
-    )  # fmt: skip
+    )
 
 
 def test_datasource_picks_2021_03_23(datasource_run: ClientRun) -> None:
@@ -139,17 +156,23 @@ def test_network_config_is_rendered_from_our_answers(datasource_run: ClientRun) 
         "version": 2,
         "ethernets": {
             "eth0": {
-                "match": {"macaddress": "fa:16:3e:00:18:01"}, "set-name": "eth0",
-                "dhcp4": True, "dhcp4-overrides": {"route-metric": 100},
-                "dhcp6": True, "dhcp6-overrides": {"route-metric": 100},
+                "match": {"macaddress": "fa:16:3e:00:18:01"},
+                "set-name": "eth0",
+                "dhcp4": True,
+                "dhcp4-overrides": {"route-metric": 100},
+                "dhcp6": True,
+                "dhcp6-overrides": {"route-metric": 100},
                 "addresses": ["127.0.0.124/8"],
             },
             "eth1": {
-                "match": {"macaddress": "fa:16:3e:00:18:02"}, "set-name": "eth1",
-                "dhcp4": True, "dhcp4-overrides": {"route-metric": 200}, "dhcp6": False,
+                "match": {"macaddress": "fa:16:3e:00:18:02"},
+                "set-name": "eth1",
+                "dhcp4": True,
+                "dhcp4-overrides": {"route-metric": 200},
+                "dhcp6": False,
             },
         },
-    }, datasource_run.context()  # fmt: skip
+    }, datasource_run.context()
     rendered = datasource_run.output["eni"]
     assert "iface eth0 inet dhcp" in rendered
     assert "iface eth0 inet6 dhcp" in rendered

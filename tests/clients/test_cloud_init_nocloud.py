@@ -20,9 +20,12 @@ def nocloud_read(
 ) -> ClientRun:
     nics = {port["mac"]: f"eth{i}" for i, port in enumerate(metadata_server.document["ports"])}
     return run_client(
-        system_python_with_cloud_init, "read_nocloud.py", json.dumps(nics),
-        server=metadata_server, tmp_path=tmp_path_factory.mktemp("nocloud"),
-    )  # fmt: skip
+        system_python_with_cloud_init,
+        "read_nocloud.py",
+        json.dumps(nics),
+        server=metadata_server,
+        tmp_path=tmp_path_factory.mktemp("nocloud"),
+    )
 
 
 def test_seed_is_read_from_the_url(nocloud_read: ClientRun) -> None:
@@ -49,8 +52,9 @@ def test_every_file_was_read_at_the_first_try(nocloud_read: ClientRun) -> None:
     log = nocloud_read.output["log"]
     for name in ("meta-data", "user-data", "vendor-data", "network-config"):
         url = f"http://169.254.169.254/nocloud/{name}"
-        assert any(f"Read from {url} (200" in line and "after 1 attempts" in line
-                   for line in log), (name, nocloud_read.context())  # fmt: skip
+        assert any(
+            f"Read from {url} (200" in line and "after 1 attempts" in line for line in log
+        ), (name, nocloud_read.context())
     assert not any("Please wait" in line for line in log)
     assert not [line for line in log if line.startswith(("WARNING", "ERROR"))]
 

@@ -36,8 +36,11 @@ UNRESOLVED = [
 def probe() -> dict[str, Any]:
     completed = subprocess.run(
         [sys.executable, str(HERE / "probe_guard.py"), str(GUEST_PORT), GUEST_ADDRESS],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     results: dict[str, Any] = json.loads(completed.stdout)
     return results

@@ -24,10 +24,17 @@ LOOPBACK_ATTACKER = 3  # reached by its own address, 127.0.0.1, through no proxy
 def victim_markers() -> list[bytes]:
     """Strings that appear only in the victim's data."""
     doc = sample_document(VICTIM)
-    return [s.encode() for s in (
-        doc["uuid"], "i-" + doc["uuid"].replace("-", "")[:17], instance_address(VICTIM),
-        f"AAAAC3Nza{VICTIM} ", f"web-{VICTIM}", f"203.0.113.{VICTIM}",
-    )]  # fmt: skip
+    return [
+        s.encode()
+        for s in (
+            doc["uuid"],
+            "i-" + doc["uuid"].replace("-", "")[:17],
+            instance_address(VICTIM),
+            f"AAAAC3Nza{VICTIM} ",
+            f"web-{VICTIM}",
+            f"203.0.113.{VICTIM}",
+        )
+    ]
 
 
 def assert_no_victim_data(body: bytes) -> None:

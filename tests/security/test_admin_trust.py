@@ -19,11 +19,19 @@ def security_settings() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/instances", f"/v1/instances/{instance_uuid(77)}", "/metrics",
-             "/v1/stats/paths", "/v1/openapi.json", "/healthz"],
-)  # fmt: skip
-async def test_the_admin_api_is_not_on_the_guest_listener(guest: Any, two_instances: Any,
-                                                          path: str) -> None:  # fmt: skip
+    "path",
+    [
+        "/v1/instances",
+        f"/v1/instances/{instance_uuid(77)}",
+        "/metrics",
+        "/v1/stats/paths",
+        "/v1/openapi.json",
+        "/healthz",
+    ],
+)
+async def test_the_admin_api_is_not_on_the_guest_listener(
+    guest: Any, two_instances: Any, path: str
+) -> None:
     response = await guest.get(path, headers=as_attacker(Authorization=f"Bearer {ADMIN_TOKEN}"))
     assert response.status == 404
     assert_no_victim_data(await response.read())
@@ -31,11 +39,20 @@ async def test_the_admin_api_is_not_on_the_guest_listener(guest: Any, two_instan
 
 @pytest.mark.parametrize(
     "authorization",
-    ["", "Bearer", f"Bearer {ADMIN_TOKEN[:-1]}", f"Bearer {ADMIN_TOKEN}x", ADMIN_TOKEN,
-     f"Basic {ADMIN_TOKEN}", f"Bearer {ADMIN_TOKEN.upper()}", "Bearer \udcff"],
-)  # fmt: skip
-async def test_a_wrong_admin_token_is_401(aiohttp_client: Any, services: Any,
-                                          authorization: str) -> None:  # fmt: skip
+    [
+        "",
+        "Bearer",
+        f"Bearer {ADMIN_TOKEN[:-1]}",
+        f"Bearer {ADMIN_TOKEN}x",
+        ADMIN_TOKEN,
+        f"Basic {ADMIN_TOKEN}",
+        f"Bearer {ADMIN_TOKEN.upper()}",
+        "Bearer \udcff",
+    ],
+)
+async def test_a_wrong_admin_token_is_401(
+    aiohttp_client: Any, services: Any, authorization: str
+) -> None:
     from metadata.admin.routes import build_admin_app
 
     client = await aiohttp_client(build_admin_app(services))
@@ -44,8 +61,9 @@ async def test_a_wrong_admin_token_is_401(aiohttp_client: Any, services: Any,
 
 
 @pytest.mark.parametrize("token", [ADMIN_TOKEN, OPS_TOKEN])
-async def test_each_named_admin_token_is_accepted(aiohttp_client: Any, services: Any,
-                                                  token: str) -> None:  # fmt: skip
+async def test_each_named_admin_token_is_accepted(
+    aiohttp_client: Any, services: Any, token: str
+) -> None:
     from metadata.admin.routes import build_admin_app
 
     client = await aiohttp_client(build_admin_app(services))

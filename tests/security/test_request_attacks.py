@@ -16,8 +16,13 @@ from tests.security.conftest import ATTACKER, VICTIM, as_attacker, assert_no_vic
 FORWARDED = [("X-Forwarded-For", instance_address(ATTACKER))]
 
 
-async def raw(guest: Any, method: str, target: bytes | str,
-              headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Any:  # fmt: skip
+async def raw(
+    guest: Any,
+    method: str,
+    target: bytes | str,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+) -> Any:
     response = await raw_request(guest, method, target, FORWARDED + (headers or []), body)
     assert_no_victim_data(response.body)
     return response
@@ -56,12 +61,16 @@ async def test_non_utf8_header_bytes_are_refused_without_an_error(
     # aiohttp hands undecodable bytes over as surrogates; each header must fail cleanly.
     for name in ("X-aws-ec2-metadata-token", "X-Forwarded-For", "X-Instance-ID"):
         response = await raw_request(
-            guest, "GET", "/latest/meta-data/instance-id",
+            guest,
+            "GET",
+            "/latest/meta-data/instance-id",
             [("X-Forwarded-For", instance_address(ATTACKER)), (name, "\udcff\udcfe")]
-            if name != "X-Forwarded-For" else [(name, "\udcff\udcfe")],
-        )  # fmt: skip
-        expected = {"X-aws-ec2-metadata-token": 401, "X-Forwarded-For": 400,
-                    "X-Instance-ID": 403}[name]  # fmt: skip
+            if name != "X-Forwarded-For"
+            else [(name, "\udcff\udcfe")],
+        )
+        expected = {"X-aws-ec2-metadata-token": 401, "X-Forwarded-For": 400, "X-Instance-ID": 403}[
+            name
+        ]
         assert response.status == expected, name
         assert_no_victim_data(response.body)
 
@@ -69,8 +78,9 @@ async def test_non_utf8_header_bytes_are_refused_without_an_error(
 @pytest.mark.parametrize(
     ("length", "status"), [(1024, 404), (1025, 414), (4000, 414), (5000, 400), (70000, 400)]
 )
-async def test_very_long_paths_are_refused(guest: Any, two_instances: Any, length: int,
-                                           status: int) -> None:  # fmt: skip
+async def test_very_long_paths_are_refused(
+    guest: Any, two_instances: Any, length: int, status: int
+) -> None:
     target = "/latest/meta-data/" + "a" * (length - len("/latest/meta-data/"))
     assert (await raw(guest, "GET", target)).status == status
 
@@ -89,18 +99,25 @@ async def test_too_many_headers_are_refused(guest: Any, two_instances: Any) -> N
 
 @pytest.mark.parametrize(
     ("header", "status"),
-    [("X-Instance-ID", 400), ("X-aws-ec2-metadata-token", 400),
-     ("X-aws-ec2-metadata-token-ttl-seconds", 400)],
-)  # fmt: skip
-async def test_duplicate_headers_are_400(guest: Any, two_instances: Any, header: str,
-                                         status: int) -> None:  # fmt: skip
+    [
+        ("X-Instance-ID", 400),
+        ("X-aws-ec2-metadata-token", 400),
+        ("X-aws-ec2-metadata-token-ttl-seconds", 400),
+    ],
+)
+async def test_duplicate_headers_are_400(
+    guest: Any, two_instances: Any, header: str, status: int
+) -> None:
     from tests.conftest import PROXY_SECRET
     from tests.guest_http import signed_headers
 
     headers = list(signed_headers(two_instances[0], PROXY_SECRET).items())
     headers += [(header, "1"), (header, "2")]
-    method, path = ("PUT", "/latest/api/token") if "ttl" in header else (
-        "GET", "/latest/meta-data/instance-id")  # fmt: skip
+    method, path = (
+        ("PUT", "/latest/api/token")
+        if "ttl" in header
+        else ("GET", "/latest/meta-data/instance-id")
+    )
     if header == "X-Instance-ID":
         headers = [h for h in headers if h[0] != "X-Instance-ID"] + [
             ("X-Instance-ID", two_instances[0]["uuid"]),
@@ -115,10 +132,14 @@ async def test_duplicate_forwarded_for_cannot_pick_the_victim(
     # Two X-Forwarded-For lines are one list; the rightmost untrusted entry (the attacker,
     # added by the trusted proxy) wins over the victim's address the guest put first.
     response = await raw_request(
-        guest, "GET", "/latest/meta-data/instance-id",
-        [("X-Forwarded-For", instance_address(VICTIM)),
-         ("X-Forwarded-For", instance_address(ATTACKER))],
-    )  # fmt: skip
+        guest,
+        "GET",
+        "/latest/meta-data/instance-id",
+        [
+            ("X-Forwarded-For", instance_address(VICTIM)),
+            ("X-Forwarded-For", instance_address(ATTACKER)),
+        ],
+    )
     assert (response.status, response.body) == (200, two_instances[0]["ec2_id"].encode())
 
 
@@ -129,17 +150,25 @@ async def test_a_password_body_over_the_limits_is_refused(guest: Any, two_instan
     assert (await raw(guest, "POST", path, body=b"p" * 5000)).status == 400
     assert await chunked_post_status(guest, path, b"p" * 5000) == 413
     assert (await raw(guest, "POST", path, body=b"\xff\xfe")).status == 400
-    assert (await raw(guest, "PUT", "/latest/api/token",
-                      [("X-aws-ec2-metadata-token-ttl-seconds", "60")],
-                      body=b"t" * 2048)).status == 413  # fmt: skip
+    assert (
+        await raw(
+            guest,
+            "PUT",
+            "/latest/api/token",
+            [("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+            body=b"t" * 2048,
+        )
+    ).status == 413
 
 
 async def chunked_post_status(guest: Any, path: str, body: bytes) -> int:
     """A body with no declared length: only the bytes read can be counted."""
     reader, writer = await asyncio.open_connection(guest.host, guest.port)
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-            f"X-Forwarded-For: {instance_address(ATTACKER)}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"X-Forwarded-For: {instance_address(ATTACKER)}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
     writer.write(head.encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
     await writer.drain()
     status_line = await reader.readline()

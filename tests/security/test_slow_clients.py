@@ -26,8 +26,12 @@ TTL = "X-aws-ec2-metadata-token-ttl-seconds"
 
 @pytest.fixture
 def security_settings() -> dict[str, Any]:
-    return {"token_keys": TOKEN_KEYS, "guest_body_timeout": 0.5, "guest_max_concurrent": 4,
-            "rate_limit": None}  # fmt: skip
+    return {
+        "token_keys": TOKEN_KEYS,
+        "guest_body_timeout": 0.5,
+        "guest_max_concurrent": 4,
+        "rate_limit": None,
+    }
 
 
 async def open_slow_post(guest: Any, n: int = ATTACKER) -> tuple[Any, Any]:
@@ -135,5 +139,6 @@ class TestRateLimit:
         victim = await guest.get("/latest/meta-data/instance-id", headers=as_victim())
         assert victim.status == 200
         await asyncio.sleep(0.6)
-        assert (await guest.get("/latest/meta-data/instance-id",
-                                headers=as_attacker())).status == 200  # fmt: skip
+        assert (
+            await guest.get("/latest/meta-data/instance-id", headers=as_attacker())
+        ).status == 200

@@ -45,7 +45,9 @@ async def test_a_token_reads_its_own_instance(guest: Any, two_instances: Any) ->
     token = await put_token(guest, as_attacker())
     assert 40 <= len(token) <= 64
     assert await get_with_token(guest, INSTANCE_ID, as_attacker(), token) == (
-        200, attacker["ec2_id"].encode())  # fmt: skip
+        200,
+        attacker["ec2_id"].encode(),
+    )
 
 
 async def test_a_token_replayed_by_another_instance_is_401(guest: Any, two_instances: Any) -> None:
@@ -79,8 +81,9 @@ def forgeries(token: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind", list(forgeries("k.1.mac")))
-async def test_a_forged_or_truncated_token_is_401(guest: Any, two_instances: Any,
-                                                  kind: str) -> None:  # fmt: skip
+async def test_a_forged_or_truncated_token_is_401(
+    guest: Any, two_instances: Any, kind: str
+) -> None:
     token = forgeries(await put_token(guest, as_attacker()))[kind]
     assert (await get_with_token(guest, INSTANCE_ID, as_attacker(), token))[0] == 401
 
@@ -128,25 +131,34 @@ async def test_a_missing_or_repeated_ttl_is_400(guest: Any, two_instances: Any) 
 
 
 @pytest.mark.parametrize("ttl", ["1", "21600"])
-async def test_the_ttl_bounds_themselves_are_granted(guest: Any, two_instances: Any,
-                                                     ttl: str) -> None:  # fmt: skip
+async def test_the_ttl_bounds_themselves_are_granted(
+    guest: Any, two_instances: Any, ttl: str
+) -> None:
     await put_token(guest, as_attacker(), ttl=ttl)
 
 
 @pytest.mark.parametrize(
-    "path", ["/2021-03-23/api/token", "/latest/api/token/", "/2009-04-04/api/token",
-             "/openstack/api/token", "/latest//api/token"],
-)  # fmt: skip
-async def test_a_token_put_on_any_other_path_is_403(guest: Any, two_instances: Any,
-                                                    path: str) -> None:  # fmt: skip
+    "path",
+    [
+        "/2021-03-23/api/token",
+        "/latest/api/token/",
+        "/2009-04-04/api/token",
+        "/openstack/api/token",
+        "/latest//api/token",
+    ],
+)
+async def test_a_token_put_on_any_other_path_is_403(
+    guest: Any, two_instances: Any, path: str
+) -> None:
     response = await guest.put(path, headers=as_attacker(**{TTL: "60"}))
     assert response.status == 403
     assert_no_victim_data(await response.read())
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "DELETE", "PATCH", "OPTIONS"])
-async def test_other_methods_on_the_token_path_are_405(guest: Any, two_instances: Any,
-                                                       method: str) -> None:  # fmt: skip
+async def test_other_methods_on_the_token_path_are_405(
+    guest: Any, two_instances: Any, method: str
+) -> None:
     response = await guest.request(method, TOKEN_PATH, headers=as_attacker(**{TTL: "60"}))
     assert response.status == 405
     assert response.headers["Allow"] == "PUT"

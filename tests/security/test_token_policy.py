@@ -21,9 +21,12 @@ def security_settings() -> dict[str, Any]:
     return {
         "token_keys": TOKEN_KEYS,
         "token_mode": "optional",
-        "token_required_paths": ("/{version}/user-data", "/openstack/{version}/user_data",
-                                 "/openstack/{version}/password"),
-    }  # fmt: skip
+        "token_required_paths": (
+            "/{version}/user-data",
+            "/openstack/{version}/user_data",
+            "/openstack/{version}/password",
+        ),
+    }
 
 
 async def status(guest: Any, path: str, **headers: str) -> int:
@@ -34,8 +37,12 @@ async def status(guest: Any, path: str, **headers: str) -> int:
 async def test_listed_paths_need_a_token_and_the_rest_do_not(
     guest: Any, two_instances: Any
 ) -> None:
-    for path in ("/latest/user-data", "/2009-04-04/user-data", "/openstack/latest/user_data",
-                 "/openstack/2013-04-04/password"):  # fmt: skip
+    for path in (
+        "/latest/user-data",
+        "/2009-04-04/user-data",
+        "/openstack/latest/user_data",
+        "/openstack/2013-04-04/password",
+    ):
         assert await status(guest, path) == 401, path
     for path in (INSTANCE_ID, "/latest/meta-data/", "/openstack/latest/meta_data.json"):
         assert await status(guest, path) == 200, path
@@ -54,8 +61,11 @@ async def test_a_warm_answer_is_still_guarded(guest: Any, two_instances: Any) ->
 class TestRequiredMode:
     @pytest.fixture
     def security_settings(self) -> dict[str, Any]:
-        return {"token_keys": TOKEN_KEYS, "token_mode": "required",
-                "token_exempt_paths": ("/{version}/meta-data/instance-id",)}  # fmt: skip
+        return {
+            "token_keys": TOKEN_KEYS,
+            "token_mode": "required",
+            "token_exempt_paths": ("/{version}/meta-data/instance-id",),
+        }
 
     async def test_ec2_paths_need_a_token_but_exempt_ones_and_openstack_do_not(
         self, guest: Any, two_instances: Any

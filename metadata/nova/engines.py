@@ -1,0 +1,119 @@
+"""Read-only engines on Nova's databases: SELECT is the only statement they will send.
+
+Each engine refuses, before it reaches the wire, any statement that is not a SELECT (an
+engine event raising), and counts the statements it sends: the tests and the benchmark
+read the counter. Reads are AUTOCOMMIT with no reset on return, so a slice is one SELECT
+on the wire and a pooled connection never holds an old REPEATABLE READ snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from metadata.config import mask_url_password
+from metadata.errors import StoreUnavailable
+from metadata.store.engine import StatementCounter
+
+log = logging.getLogger(__name__)
+_FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*(\w+)", re.DOTALL)
+
+
+class WriteRefused(SQLAlchemyError):
+    """A statement other than SELECT was about to be sent to a Nova database."""
+
+
+def is_select(statement: str) -> bool:
+    match = _FIRST_WORD.match(statement)
+    return match is not None and match.group(1).upper() == "SELECT"
+
+
+class NovaDatabase:
+    """One Nova database (the API database or one cell's), read-only."""
+
+    def __init__(self, name: str, url: str, *, timeout: float = 2.0) -> None:
+        self.name = name
+        self.url = url
+        backend = make_url(url).get_backend_name()
+        options: dict[str, Any] = {"hide_parameters": True}
+        if backend != "sqlite":
+            connect = (
+                {"timeout": timeout} if backend == "postgresql" else {"connect_timeout": timeout}
+            )
+            options.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_recycle=3600,
+                pool_timeout=timeout,
+                connect_args=connect,
+            )
+        self.engine: AsyncEngine = create_async_engine(
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+        )
+        self.counter = StatementCounter()
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._check)
+
+    def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not is_select(statement):
+            raise WriteRefused(
+                f"refused to send a non-SELECT statement to Nova's {self.name} "
+                f"database: {statement[:40]!r}"
+            )
+        self.counter(conn, cursor, statement, *args)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({mask_url_password(self.url)})"
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except WriteRefused:
+            raise
+        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(
+                f"Nova {self.name} database unavailable: {type(exc).__name__}"
+            ) from exc
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def wait_until_reachable(
+        self, max_delay: float = 30.0, attempts: int | None = None
+    ) -> None:
+        """At start: retry until the database answers, each failure logged with its reason
+        (never a traceback); `attempts` bounds the tries (then StoreUnavailable)."""
+        delay, tried = 0.5, 0
+        while True:
+            try:
+                await self.ping()
+                return
+            except StoreUnavailable as exc:
+                tried += 1
+                reason = exc.__cause__ or exc
+                if attempts is not None and tried >= attempts:
+                    raise
+                log.warning(
+                    "Nova %s unreachable (%s: %s); retrying in %.1f s",
+                    self,
+                    type(reason).__name__,
+                    reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    async def dispose(self) -> None:
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            await self.engine.dispose()

@@ -1,0 +1,251 @@
+"""One definition per slice on Nova's cell database: the columns it reads and its decoding.
+
+Every slice is a set of columns on one row of `instances` (the live row of the uuid),
+LEFT JOINed to `instance_extra` and `instance_info_caches` (one live row per instance)
+when a slice needs them; the tables with several rows per instance (metadata, system
+metadata, block devices) and the EC2 id tables are correlated scalar subqueries that
+aggregate to JSON in SQL. So any set of slices is ONE statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, func, select
+
+from metadata.nova import decode
+from metadata.nova import schema as n
+from metadata.records import (
+    InstanceCore,
+    MetadataItems,
+    Password,
+    Slice,
+    VendorData,
+)
+
+i, ie, iic = n.instances, n.instance_extra, n.instance_info_caches
+Row = Mapping[str, Any]
+
+
+def json_rows(dialect: str, *columns: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The aggregate of one JSON array per row, as the database spells it."""
+    if dialect == "postgresql":
+        return func.json_agg(func.json_build_array(*columns))
+    if dialect in ("mysql", "mariadb"):
+        return func.json_arrayagg(func.json_array(*columns))
+    return func.json_group_array(func.json_array(*columns))
+
+
+def aggregated(row: Row, name: str) -> list[list[Any]]:
+    value = row[name]
+    if value is None:
+        return []
+    return list(orjson.loads(value) if isinstance(value, str | bytes) else value)
+
+
+def _ec2_number(table: Any, uuid: ColumnElement[Any], label: str) -> ColumnElement[Any]:
+    return (
+        (select(table.c.id).where(table.c.uuid == uuid).order_by(table.c.id).limit(1))
+        .scalar_subquery()
+        .label(label)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NovaSlice:
+    slice: Slice
+    columns: Callable[[str], list[ColumnElement[Any]]]
+    decode: Callable[[Row, NovaContext], Any]
+    extra: bool = False  # needs the instance_extra join
+    info_cache: bool = False  # needs the instance_info_caches join
+
+
+@dataclass(frozen=True, slots=True)
+class NovaContext:
+    """What decoding needs besides the row: nova.conf's rendering options."""
+
+    dhcp_domain: str
+    generation: int
+
+
+def _core_columns(dialect: str) -> list[ColumnElement[Any]]:
+    bdm = n.block_device_mapping
+    return [
+        *(
+            i.c[name]
+            for name in (
+                "uuid",
+                "display_name",
+                "hostname",
+                "project_id",
+                "user_id",
+                "availability_zone",
+                "launch_index",
+                "image_ref",
+                "kernel_id",
+                "ramdisk_id",
+                "reservation_id",
+                "root_device_name",
+                "default_ephemeral_device",
+                "default_swap_device",
+            )
+        ),
+        ie.c.flavor,
+        ie.c.device_metadata,
+        ie.c.numa_topology,
+        _ec2_number(n.instance_id_mappings, i.c.uuid, "ec2_instance"),
+        _ec2_number(n.s3_images, i.c.image_ref, "ec2_image"),
+        _ec2_number(n.s3_images, i.c.kernel_id, "ec2_kernel"),
+        _ec2_number(n.s3_images, i.c.ramdisk_id, "ec2_ramdisk"),
+        select(
+            json_rows(
+                dialect,
+                bdm.c.id,
+                bdm.c.source_type,
+                bdm.c.destination_type,
+                bdm.c.guest_format,
+                bdm.c.device_name,
+            )
+        )
+        .where((bdm.c.instance_uuid == i.c.uuid) & (bdm.c.deleted == 0))
+        .scalar_subquery()
+        .label("bdm_rows"),
+    ]
+
+
+def _image_id(number: int | None, image: str | None, prefix: str) -> str | None:
+    if not image:
+        return None
+    # Nova INSERTs a missing s3_images row on read (glance_id_to_id); we only read, and
+    # serve what Nova serves for an instance with no image instead (see README).
+    return decode.ec2_id(prefix, number)
+
+
+def _core(row: Row, context: NovaContext) -> InstanceCore:
+    bdm_rows = sorted(aggregated(row, "bdm_rows"), key=lambda r: r[0])
+    uuid = row["uuid"]
+    return InstanceCore(
+        uuid=uuid,
+        generation=context.generation,
+        # Nova INSERTs a missing instance_id_mappings row on read; every instance created
+        # since instance_create writes it has one. Without it we fall back to the store's
+        # rule (the uuid's first hex digits) rather than write to Nova.
+        ec2_id=decode.ec2_id("i", row["ec2_instance"]) or "i-" + uuid.replace("-", "")[:17],
+        name=row["display_name"],
+        hostname=decode.hostname(row["hostname"], context.dhcp_domain),
+        project_id=row["project_id"],
+        user_id=row["user_id"],
+        availability_zone=row["availability_zone"],
+        launch_index=row["launch_index"],
+        image_id=row["image_ref"] or "",
+        ami_id=str(_image_id(row["ec2_image"], row["image_ref"], "ami")),
+        kernel_id=_image_id(row["ec2_kernel"], row["kernel_id"], "aki"),
+        ramdisk_id=_image_id(row["ec2_ramdisk"], row["ramdisk_id"], "ari"),
+        reservation_id=row["reservation_id"],
+        flavor=decode.flavor(row["flavor"]),
+        # Only Neutron knows an instance's security groups: unlisted without it.
+        security_groups=(),
+        block_device_mapping=decode.block_device_mapping(
+            row["root_device_name"],
+            row["default_ephemeral_device"],
+            row["default_swap_device"],
+            [
+                {
+                    "source_type": r[1],
+                    "destination_type": r[2],
+                    "guest_format": r[3],
+                    "device_name": r[4],
+                }
+                for r in bdm_rows
+            ],
+        ),
+        devices=decode.devices(row["device_metadata"]),
+        dedicated_cpus=decode.dedicated_cpus(row["numa_topology"]),
+    )
+
+
+def _metadata_columns(dialect: str) -> list[ColumnElement[Any]]:
+    m = n.instance_metadata
+    return [
+        select(json_rows(dialect, m.c.key, m.c.value))
+        .where((m.c.instance_uuid == i.c.uuid) & (m.c.deleted == 0))
+        .scalar_subquery()
+        .label("metadata_rows")
+    ]
+
+
+def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
+    s = n.instance_system_metadata
+    # No deleted filter: Nova's system metadata join has none (removals are hard deletes).
+    return [
+        select(json_rows(dialect, s.c.key, s.c.value))
+        .where((s.c.instance_uuid == i.c.uuid) & s.c.key.like("password\\_%", escape="\\"))
+        .scalar_subquery()
+        .label("password_rows")
+    ]
+
+
+SLICES: dict[Slice, NovaSlice] = {
+    s.slice: s
+    for s in (
+        NovaSlice(Slice.CORE, _core_columns, _core, extra=True),
+        NovaSlice(
+            Slice.METADATA,
+            _metadata_columns,
+            lambda row, _: MetadataItems({k: v for k, v in aggregated(row, "metadata_rows")}),
+        ),
+        NovaSlice(
+            Slice.KEYS,
+            lambda _: [i.c.key_name, i.c.key_data, ie.c.keypairs],
+            lambda row, _: decode.keys(row["key_name"], row["key_data"], row["keypairs"]),
+            extra=True,
+        ),
+        NovaSlice(
+            Slice.NETWORK,
+            lambda _: [iic.c.network_info],
+            lambda row, _: decode.network(row["network_info"]),
+            info_cache=True,
+        ),
+        NovaSlice(
+            Slice.USER_DATA,
+            lambda _: [i.c.user_data],
+            lambda row, _: decode.user_data(row["user_data"]),
+        ),
+        NovaSlice(
+            Slice.PASSWORD,
+            _password_columns,
+            lambda row, _: Password(
+                decode.password((k, v) for k, v in aggregated(row, "password_rows"))
+            ),
+        ),
+        # Nova's static vendor data is global (nova.conf), never per instance.
+        NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
+    )
+}
+
+
+def statement(uuid: str, names: frozenset[Slice], dialect: str) -> Select[Any]:
+    """The one SELECT that brings these slices of the live instance row."""
+    chosen = [SLICES[name] for name in names]
+    columns: list[ColumnElement[Any]] = [i.c.uuid.label("found_uuid")]
+    for definition in chosen:
+        columns.extend(definition.columns(dialect))
+    source: Any = i
+    if any(d.extra for d in chosen):
+        source = source.outerjoin(ie, (ie.c.instance_uuid == i.c.uuid) & (ie.c.deleted == 0))
+    if any(d.info_cache for d in chosen):
+        source = source.outerjoin(iic, (iic.c.instance_uuid == i.c.uuid) & (iic.c.deleted == 0))
+    return (
+        select(*columns)
+        .select_from(source)
+        .where((i.c.uuid == uuid) & (i.c.deleted == 0))
+        .order_by(i.c.id)
+        .limit(1)
+    )
+
+
+def decode_row(row: Row, names: frozenset[Slice], context: NovaContext) -> dict[Slice, Any]:
+    return {name: SLICES[name].decode(row, context) for name in names}

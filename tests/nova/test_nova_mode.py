@@ -1,0 +1,242 @@
+"""The service in Nova mode, end to end through the guest listener: instances read from a
+Nova deployment's databases, identified by Neutron-style signed headers, statements counted
+on Nova's engines, nothing but SELECT ever sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import text
+
+from metadata.app import build_guest_app
+from metadata.config import Settings
+from metadata.errors import InvalidSettings
+from metadata.guest.identify import sign
+from metadata.nova.engines import WriteRefused
+from metadata.services import Services
+from tests.conftest import AIOHTTP_CLIENT
+from tests.nova.seeded import SECRET, SeededNova, seed_nova
+
+
+@pytest.fixture
+async def nova(tmp_path: Path) -> SeededNova:
+    return await seed_nova(tmp_path, count=5)
+
+
+@pytest.fixture
+async def nova_services(nova: SeededNova, tmp_path: Path) -> AsyncIterator[Services]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/metadata.db",
+        admin_tokens={"admin": "test-admin-token-0123456789"},
+        admin_token_file=str(tmp_path / "admin-token"),
+        rate_limit=None,
+        nova_config=(nova.conf_path,),
+    )
+    async with Services.open(settings) as services:
+        yield services
+
+
+@pytest.fixture
+async def guest(aiohttp_client: AIOHTTP_CLIENT, nova_services: Services) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await aiohttp_client(build_guest_app(nova_services))
+    return client
+
+
+def signed(uuid: str, tenant: str) -> dict[str, str]:
+    return {
+        "X-Instance-ID": uuid,
+        "X-Tenant-ID": tenant,
+        "X-Instance-ID-Signature": sign(SECRET, uuid),
+    }
+
+
+def statements(services: Services) -> int:
+    assert services.nova is not None
+    return services.nova.statements
+
+
+async def get(guest: TestClient[Any, Any], path: str, uuid: str, number: int) -> tuple[int, str]:
+    response = await guest.get(path, headers=signed(uuid, f"project-{number}"))
+    return response.status, await response.text()
+
+
+async def test_meta_data_json_is_rendered_as_nova_renders_it(
+    guest: TestClient[Any, Any], nova: SeededNova
+) -> None:
+    status, body = await get(guest, "/openstack/latest/meta_data.json", nova.uuids[0], 0)
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc.pop("random_seed")
+    assert doc == {
+        "uuid": nova.uuids[0],
+        "meta": {"role": "web", "index": "0"},
+        "public_keys": {"key-0": "ssh-ed25519 AAAA0 peer@example"},
+        "keys": [{"name": "key-0", "type": "ssh", "data": "ssh-ed25519 AAAA0 peer@example"}],
+        "hostname": "vm-00000.novalocal",
+        "name": "vm-00000",
+        "launch_index": 0,
+        "availability_zone": "nova",
+        "project_id": "project-0",
+        "devices": [],
+        "dedicated_cpus": [],
+    }
+
+
+async def test_ec2_leaves_come_from_novas_rows(
+    guest: TestClient[Any, Any], nova: SeededNova
+) -> None:
+    uuid = nova.uuids[2]
+    expected = {
+        "/latest/meta-data/instance-id": "i-00000003",
+        "/latest/meta-data/ami-id": "ami-00000001",
+        "/latest/meta-data/hostname": "vm-00002.novalocal",
+        "/latest/meta-data/local-ipv4": "10.0.0.12",
+        "/latest/meta-data/public-ipv4": "172.24.0.12",
+        "/latest/meta-data/instance-type": "m1.peer",
+        "/latest/meta-data/block-device-mapping/": "ami\nroot",
+        "/latest/meta-data/block-device-mapping/root": "/dev/vda",
+        "/latest/meta-data/public-keys/": "0=key-2",
+        "/latest/meta-data/public-keys/0/openssh-key": "ssh-ed25519 AAAA2 peer@example",
+        "/latest/meta-data/placement/availability-zone": "nova",
+        "/latest/user-data": "#cloud-config\nhostname: vm-2\n",
+    }
+    for path, value in expected.items():
+        assert await get(guest, path, uuid, 2) == (200, value), path
+
+
+async def test_ec2_listing_is_novas_without_neutron_security_groups(
+    guest: TestClient[Any, Any], nova: SeededNova
+) -> None:
+    status, body = await get(guest, "/latest/meta-data/", nova.uuids[0], 0)
+    assert status == 200
+    assert body.split("\n") == [
+        "ami-id",
+        "ami-launch-index",
+        "ami-manifest-path",
+        "block-device-mapping/",
+        "hostname",
+        "instance-action",
+        "instance-id",
+        "instance-type",
+        "local-hostname",
+        "local-ipv4",
+        "placement/",
+        "public-hostname",
+        "public-ipv4",
+        "public-keys/",
+        "reservation-id",
+    ]
+    assert (await get(guest, "/latest/meta-data/mac", nova.uuids[0], 0))[0] == 404
+
+
+async def test_network_data_json_follows_novas_rules(
+    guest: TestClient[Any, Any], nova: SeededNova
+) -> None:
+    status, body = await get(guest, "/openstack/latest/network_data.json", nova.uuids[0], 0)
+    assert status == 200
+    assert json.loads(body) == {
+        "links": [
+            {
+                "id": "tap3176dd06-00",
+                "vif_id": "e8e3efdc-3841-4020-8a5c-000000000000",
+                "type": "ovs",
+                "mtu": None,
+                "ethernet_mac_address": "fa:16:3e:00:00:00",
+            }
+        ],
+        "networks": [
+            {
+                "id": "network0",
+                "type": "ipv4_dhcp",
+                "link": "tap3176dd06-00",
+                "network_id": "net-private-0001",
+            }
+        ],
+        "services": [{"type": "dns", "address": "8.8.8.8"}],
+    }
+
+
+async def test_no_user_data_is_unlisted_and_404(
+    guest: TestClient[Any, Any], nova: SeededNova
+) -> None:
+    status, body = await get(guest, "/openstack/latest", nova.uuids[1], 1)
+    assert status == 200 and "user_data" not in body.split("\n")
+    assert (await get(guest, "/openstack/latest/user_data", nova.uuids[1], 1))[0] == 404
+
+
+async def test_identity_as_nova(guest: TestClient[Any, Any], nova: SeededNova) -> None:
+    uuid = nova.uuids[0]
+    path = "/latest/meta-data/instance-id"
+    # No signed headers: Nova's databases cannot tell who asks by address.
+    assert (await guest.get(path)).status == 400
+    assert (await guest.get(path, headers={"X-Instance-ID": uuid})).status == 400
+    bad = {**signed(uuid, "project-0"), "X-Instance-ID-Signature": "0" * 64}
+    assert (await guest.get(path, headers=bad)).status == 403
+    assert (await guest.get(path, headers=signed(uuid, "project-1"))).status == 404
+    unknown = "00000000-0000-4000-8000-00000000dead"
+    assert (await guest.get(path, headers=signed(unknown, "project-0"))).status == 404
+
+
+async def test_a_cold_leaf_costs_at_most_two_statements_and_a_warm_one_none(
+    guest: TestClient[Any, Any], nova: SeededNova, nova_services: Services
+) -> None:
+    uuid = nova.uuids[0]
+    before = statements(nova_services)
+    assert (await get(guest, "/latest/meta-data/instance-id", uuid, 0))[0] == 200
+    cold = statements(nova_services) - before
+    assert cold <= 2
+    before = statements(nova_services)
+    assert (await get(guest, "/latest/meta-data/instance-id", uuid, 0))[0] == 200
+    assert statements(nova_services) - before == 0
+
+
+async def test_a_cold_cloud_init_boot_costs_at_most_four_statements(
+    guest: TestClient[Any, Any], nova: SeededNova, nova_services: Services
+) -> None:
+    async def boot(number: int) -> int:
+        before = statements(nova_services)
+        for path in (
+            "/openstack",
+            "/openstack/latest/meta_data.json",
+            "/openstack/latest/user_data",
+            "/openstack/latest/vendor_data.json",
+            "/openstack/latest/vendor_data2.json",
+            "/openstack/latest/network_data.json",
+            "/latest/meta-data/instance-id",
+        ):
+            status, body = await get(guest, path, nova.uuids[number], number)
+            assert status == 200, (path, body)
+        return statements(nova_services) - before
+
+    # The boot planner learns from the first boots which slices a boot goes on to need.
+    for number in (0, 2, 3):
+        await boot(number)
+    assert await boot(4) <= 4
+
+
+async def test_nova_engines_refuse_anything_but_select(nova_services: Services) -> None:
+    assert nova_services.nova is not None
+    for database in nova_services.nova.cells.databases:
+        async with database.engine.connect() as conn:
+            with pytest.raises(WriteRefused):
+                await conn.execute(text("DELETE FROM instances"))
+            with pytest.raises(WriteRefused):
+                await conn.execute(text("/* sneaky */ UPDATE instances SET hostname = 'x'"))
+
+
+async def test_a_bad_nova_config_stops_the_start_naming_the_option(tmp_path: Path) -> None:
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[api]\nlocal_metadata_per_cell = sometimes\n", encoding="utf-8")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/m.db",
+        admin_tokens={"admin": "test-admin-token-0123456789"},
+        nova_config=(str(conf),),
+    )
+    with pytest.raises(InvalidSettings, match=r"\[api\] local_metadata_per_cell"):
+        async with Services.open(settings):
+            pass
