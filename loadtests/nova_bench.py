@@ -2,6 +2,7 @@
 
     python -m loadtests.nova_bench                  # 24,025 instances, 8 s a scenario
     python -m loadtests.nova_bench --quick          # a tiny run (tests): no figures to keep
+    python -m loadtests.nova_bench --no-nova-mode   # without ours in Nova mode
 
 Sets up a Nova 34.0.0 cloud with the peer harness (`loadtests/nova_peer/`, MariaDB), where
 Nova's own objects make six instances; `web-1` (user data, metadata, a key pair, a port
@@ -17,6 +18,9 @@ the bare aiohttp floor (`loadtests/floor.py`), and runs each scenario against ea
 - cold leaf: every request a new instance (wrk walks a list of instances once);
 - boots side by side / overlapping: cloud-init's OpenStack boot (`loadtests/storm.py`) by
   new instances, 16 connections.
+With the Nova source (`metadata/nova/`), a third side runs the same scenarios: ours in Nova
+mode (`metadata serve --nova-config`) on the cloud's own databases, as a SELECT-only MariaDB
+user of its own (`nova_peer/grants.py`), so that its statements are counted apart.
 Identity is Neutron's signed headers for both (one shared secret). Statements per request
 are Nova's MariaDB user's (`information_schema.USER_STATISTICS`) and our server's own
 counters (admin `/v1/stats/paths`). Every scenario is bounded by `--seconds` and by its
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,12 +63,20 @@ from loadtests.nova_peer.app import start_nova_metadata
 from loadtests.nova_peer.clone import clone_instance, clone_uuids
 from loadtests.nova_peer.cloud import NovaCloud, create_nova_cloud
 from loadtests.nova_peer.databases import mysql_reachable
+from loadtests.nova_peer.grants import (
+    grant_read_only_user,
+    read_only_nova_conf,
+    template_cell_mappings,
+)
 from loadtests.nova_peer.instances import SeededInstance
 from loadtests.nova_peer.statements import StatementCounter
 from loadtests.seed import instance_address
 from metadata.guest.identify import sign
 
 MODEL = "web-1"
+# Without Neutron, Nova mode leaves security-groups out of the EC2 listing (README, "Running
+# in front of Nova"), so cloud-init's crawl, which follows the listing, does not ask it.
+NOVA_MODE_BOOT = tuple(path for path in BOOT if not path.endswith("/security-groups"))
 LEARNING_BOOTS = 5  # boots before the storms, which teach our prefetch planner the sequence
 KEY_DATA = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBlZXJwZWVycGVlcnBlZXJwZWVycGVlcnBlZXI alpha@cloud.test"
@@ -94,7 +107,7 @@ class Report:
 
     def lines(self) -> list[str]:
         head = (
-            f"{'scenario':<22}{'unit':>7}{'ours':>9}{'p50 ms':>8}{'p99 ms':>9}{'SQL':>6}"
+            f"{'scenario':<32}{'unit':>7}{'ours':>9}{'p50 ms':>8}{'p99 ms':>9}{'SQL':>6}"
             f"{'nova':>8}{'p50 ms':>8}{'p99 ms':>9}{'SQL':>6}{'ours/nova':>10}"
             f"{'floor':>8}{'ours/floor':>11}{'errors':>7}"
         )
@@ -105,7 +118,7 @@ class Report:
             floor_rate = f"{f.rate:,.0f}" if f else "-"
             floor_ratio = f"{o.rate / f.rate:.2f}" if f and f.rate else "-"
             out.append(
-                f"{row.scenario:<22}{row.unit + '/s':>7}{o.rate:>9,.0f}{o.p50_ms:>8.1f}"
+                f"{row.scenario:<32}{row.unit + '/s':>7}{o.rate:>9,.0f}{o.p50_ms:>8.1f}"
                 f"{o.p99_ms:>9.1f}{row.per_unit(o):>6}{n.rate:>8,.0f}{n.p50_ms:>8.1f}"
                 f"{n.p99_ms:>9.1f}{row.per_unit(n):>6}{ratio:>10}{floor_rate:>8}"
                 f"{floor_ratio:>11}{o.errors + n.errors:>7}"
@@ -128,10 +141,16 @@ class Instances:
     overlapping: range
 
     @classmethod
-    def split(cls, uuids: list[str], project: str, secret: str, args: argparse.Namespace
-              ) -> Instances:  # fmt: skip
-        sizes = (args.warm, LEARNING_BOOTS, args.cold_instances, args.boot_instances,
-                 args.boot_instances)  # fmt: skip
+    def split(
+        cls, uuids: list[str], project: str, secret: str, args: argparse.Namespace
+    ) -> Instances:
+        sizes = (
+            args.warm,
+            LEARNING_BOOTS,
+            args.cold_instances,
+            args.boot_instances,
+            args.boot_instances,
+        )
         ends = list(itertools.accumulate(sizes))
         ranges = [range(end - size, end) for size, end in zip(sizes, ends, strict=True)]
         return cls(uuids, project, secret, *ranges)
@@ -142,14 +161,20 @@ class Instances:
 
     def headers(self, n: int) -> dict[str, str]:
         uuid = self.uuids[n]
-        return {"X-Instance-ID": uuid, "X-Tenant-ID": self.project,
-                "X-Instance-ID-Signature": sign(self.secret, uuid)}  # fmt: skip
+        return {
+            "X-Instance-ID": uuid,
+            "X-Tenant-ID": self.project,
+            "X-Instance-ID-Signature": sign(self.secret, uuid),
+        }
 
     def wrk_file(self, numbers: range, folder: Path, name: str) -> Path:
         path = folder / name
-        path.write_text("".join(
-            f"{h['X-Instance-ID']} {h['X-Tenant-ID']} {h['X-Instance-ID-Signature']}\n"
-            for h in map(self.headers, numbers)))  # fmt: skip
+        path.write_text(
+            "".join(
+                f"{h['X-Instance-ID']} {h['X-Tenant-ID']} {h['X-Instance-ID-Signature']}\n"
+                for h in map(self.headers, numbers)
+            )
+        )
         return path
 
 
@@ -195,10 +220,21 @@ def import_ours(model: SeededInstance, uuids: Sequence[str], url: str, folder: P
         for n, uuid in enumerate(uuids):
             out.write(orjson.dumps(our_document(model, uuid, n)) + b"\n")
     subprocess.run(
-        [sys.executable, "-m", "metadata", "instances", "import", str(source),
-         "--database-url", url, "--quiet"],
-        check=True, timeout=300, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "metadata",
+            "instances",
+            "import",
+            str(source),
+            "--database-url",
+            url,
+            "--quiet",
+        ],
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 async def warm_up(url: str, instances: Instances, numbers: range) -> None:
@@ -207,13 +243,13 @@ async def warm_up(url: str, instances: Instances, numbers: range) -> None:
             await (await session.get(url + LEAF, headers=instances.headers(n))).read()
 
 
-async def learn(url: str, instances: Instances) -> dict[str, int]:
+async def learn(url: str, instances: Instances, boot: Sequence[str]) -> dict[str, int]:
     """Whole boots one after another (our planner learns the sequence from them); the
     paths that did not answer 200, with their status."""
     failed: dict[str, int] = {}
     async with aiohttp.ClientSession() as session:
         for n in instances.learning:
-            for path in BOOT:
+            for path in boot:
                 async with session.get(url + path, headers=instances.headers(n)) as answer:
                     await answer.read()
                     if answer.status != 200:
@@ -222,10 +258,16 @@ async def learn(url: str, instances: Instances) -> dict[str, int]:
 
 
 class Side:
-    """One server and how its statements are counted."""
+    """One server, how its statements are counted, and the boot its guests walk."""
 
-    def __init__(self, url: str, admin: str | None, counter: StatementCounter | None) -> None:
-        self.url, self.admin, self.counter = url, admin, counter
+    def __init__(
+        self,
+        url: str,
+        admin: str | None,
+        counter: StatementCounter | None,
+        boot: Sequence[str] = BOOT,
+    ) -> None:
+        self.url, self.admin, self.counter, self.boot = url, admin, counter, boot
 
     async def counted(self, run: Callable[[], object]) -> Result:
         if self.counter is None:
@@ -236,8 +278,14 @@ class Side:
         return result
 
 
-async def leaf_run(side: Side, instances: Instances, numbers: range, args: argparse.Namespace,
-                   folder: Path, once: bool) -> Result:  # fmt: skip
+async def leaf_run(
+    side: Side,
+    instances: Instances,
+    numbers: range,
+    args: argparse.Namespace,
+    folder: Path,
+    once: bool,
+) -> Result:
     limits = Limits(args.seconds, len(numbers) if once else 1_000_000, args.connections)
     if wrk_available(args.wrk):
         signed = instances.wrk_file(numbers, folder, "once.txt" if once else "warm.txt")
@@ -257,50 +305,81 @@ async def leaf_run(side: Side, instances: Instances, numbers: range, args: argpa
     return result
 
 
-async def boot_run(side: Side, instances: Instances, pattern: str, numbers: range,
-                   args: argparse.Namespace) -> Result:  # fmt: skip
+async def boot_run(
+    side: Side, instances: Instances, pattern: str, numbers: range, args: argparse.Namespace
+) -> Result:
     async def run() -> Result:
-        done = await storm.DRIVERS[pattern](side.url, iter(numbers), BOOT, instances.headers,
-                                            args.connections, args.seconds)  # fmt: skip
+        done = await storm.DRIVERS[pattern](
+            side.url, iter(numbers), side.boot, instances.headers, args.connections, args.seconds
+        )
         return Result(
-            requests=done.boots, seconds=done.seconds, p50_ms=done.percentile_ms(0.5),
-            p99_ms=done.percentile_ms(0.99), errors=done.errors, instances=done.boots,
+            requests=done.boots,
+            seconds=done.seconds,
+            p50_ms=done.percentile_ms(0.5),
+            p99_ms=done.percentile_ms(0.99),
+            errors=done.errors,
+            instances=done.boots,
             driver="asyncio",
-        )  # fmt: skip
+        )
 
     return await side.counted(run)
 
 
-async def scenarios(ours: Side, nova: Side, floor: str | None, instances: Instances,
-                    args: argparse.Namespace, folder: Path, report: Report) -> None:  # fmt: skip
-    sides = (ours, nova)
-    warm = []
-    for side in sides:  # each warmed just before its run: inside Nova's 15 s cache
+async def scenarios(
+    sides: dict[str, Side],
+    floor: str | None,
+    instances: Instances,
+    args: argparse.Namespace,
+    folder: Path,
+    report: Report,
+) -> None:
+    """Each scenario on every side in turn; `sides` has "nova" and ours ("ours", and
+    "Nova mode": ours reading Nova's databases)."""
+    results: dict[str, dict[str, Result]] = {name: {} for name in sides}
+    for name, side in sides.items():  # each warmed just before its run: inside Nova's cache
         await warm_up(side.url, instances, instances.warm)
-        warm.append(await leaf_run(side, instances, instances.warm, args, folder, once=False))
+        results[name]["warm leaf"] = await leaf_run(
+            side, instances, instances.warm, args, folder, once=False
+        )
     floor_warm = (
         await leaf_run(Side(floor, None, None), instances, instances.warm, args, folder, False)
         if floor
         else None
     )
-    report.rows.append(Row("warm leaf", "req", warm[0], warm[1], floor_warm))
-    cold = [await leaf_run(s, instances, instances.cold, args, folder, once=True) for s in sides]
-    report.rows.append(Row("cold leaf", "req", cold[0], cold[1]))
-    for name, side, result in zip(("ours", "nova"), sides, cold, strict=True):
-        if cold_ran_out(result, instances):
+    for name, side in sides.items():
+        cold = await leaf_run(side, instances, instances.cold, args, folder, once=True)
+        results[name]["cold leaf"] = cold
+        if cold_ran_out(cold, instances):
             report.notes.append(
                 f"cold leaf, {name}: all {len(instances.cold):,} instances asked before the "
-                f"end ({result.requests:,} requests): its rate is a lower bound "
+                f"end ({cold.requests:,} requests): its rate is a lower bound "
                 "(raise --cold-instances)"
             )
-        failed = await learn(side.url, instances)
+        failed = await learn(side.url, instances, side.boot)
         if failed:
             report.notes.append(f"boot paths not answered 200 by {name}: {failed}")
     for pattern, numbers in zip(
         storm.PATTERNS, (instances.side_by_side, instances.overlapping), strict=True
     ):
-        boots = [await boot_run(s, instances, pattern, numbers, args) for s in sides]
-        report.rows.append(Row(f"boot, {pattern}", "boot", boots[0], boots[1]))
+        for name, side in sides.items():
+            results[name][f"boot, {pattern}"] = await boot_run(
+                side, instances, pattern, numbers, args
+            )
+    nova = results.pop("nova")
+    for name, ours in results.items():
+        suffix = "" if name == "ours" else f" ({name})"
+        for scenario, result in ours.items():
+            unit = "boot" if scenario.startswith("boot") else "req"
+            floor_result = floor_warm if scenario == "warm leaf" else None
+            report.rows.append(Row(scenario + suffix, unit, result, nova[scenario], floor_result))
+
+
+def nova_mode_conf(cloud: NovaCloud, folder: Path) -> tuple[Path, str]:
+    """A nova.conf for ours in Nova mode, connecting as a SELECT-only user of its own (so
+    MariaDB counts its statements apart from Nova's); the user's name."""
+    template_cell_mappings(cloud)
+    user, _, urls = grant_read_only_user(cloud)
+    return read_only_nova_conf(cloud, urls, folder), user
 
 
 def cold_ran_out(result: Result, instances: Instances) -> bool:
@@ -333,19 +412,31 @@ def run(args: argparse.Namespace) -> Report:
             f"{args.connections} connections, signed headers, "
             f"each scenario up to {args.seconds:g}s; {driver(args)}"
         )
-        nova_app = start_nova_metadata(cloud)
+        nova_mode = nova_mode_conf(cloud, folder) if args.nova_mode else None
         assert cloud.nova_user
         counter = StatementCounter(cloud.nova_user)
         extra = {"METADATA_PROXY_SHARED_SECRET": cloud.shared_secret}
-        with (
-            run_server(url, "memory://", 1, workdir, extra) as server,
-            run_floor() if args.floor else contextlib.nullcontext() as floor,
-        ):
-            asyncio.run(scenarios(Side(server.guest, server.admin, None),
-                                  Side(nova_app.base_url, None, counter), floor, instances,
-                                  args, folder, report))  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            # Nova's app imports Nova for seconds: it starts while ours do.
+            starting = stack.enter_context(ThreadPoolExecutor(1)).submit(start_nova_metadata, cloud)
+            server = stack.enter_context(run_server(url, "memory://", 1, workdir, extra))
+            floor = stack.enter_context(run_floor()) if args.floor else None
+            sides = {
+                "ours": Side(server.guest, server.admin, None),
+            }
+            if nova_mode:
+                config, reader = nova_mode
+                overlay = f"sqlite+aiosqlite:///{workdir}/overlay.db"
+                env = {**extra, "METADATA_NOVA_CONFIG": str(config)}
+                mine = stack.enter_context(run_server(overlay, "memory://", 1, workdir, env))
+                sides["Nova mode"] = Side(
+                    mine.guest, None, StatementCounter(reader), NOVA_MODE_BOOT
+                )
+            nova_app = starting.result()
+            sides["nova"] = Side(nova_app.base_url, None, counter)
+            asyncio.run(scenarios(sides, floor, instances, args, folder, report))
         nova_app.stop()
-        describe(cloud, report)
+        describe(cloud, report, nova_mode)
     report.notes.append(f"whole run {time.monotonic() - started:.0f}s; {load_average()}")
     return report
 
@@ -354,13 +445,20 @@ def driver(args: argparse.Namespace) -> str:
     return "wrk for the leaves" if wrk_available(args.wrk) else "asyncio client throughout"
 
 
-def describe(cloud: NovaCloud, report: Report) -> None:
+def describe(cloud: NovaCloud, report: Report, nova_mode: tuple[Path, str] | None) -> None:
     report.notes.append(
         "ours: metadata serve, store mode, SQLite, memory://, 1 process; nova: Nova 34.0.0 "
         "metadata app, gunicorn 1 sync worker, MariaDB, [api] metadata_cache_expiration 15; "
         "SQL = statements a request (leaves) or a boot (boots): ours from /v1/stats/paths, "
         f"Nova's from MariaDB's USER_STATISTICS of {cloud.nova_user}"
     )
+    if nova_mode:
+        report.notes.append(
+            "Nova mode: metadata serve --nova-config (a copy of the cloud's nova.conf with a "
+            f"SELECT-only user, {nova_mode[1]}, whose USER_STATISTICS count its statements), "
+            f"memory://, 1 process; its boot: {len(NOVA_MODE_BOOT)} requests (no "
+            "security-groups without Neutron)"
+        )
 
 
 def load_average() -> str:
@@ -375,9 +473,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--cold-instances", type=int, default=20_000,
+        "--cold-instances",
+        type=int,
+        default=20_000,
         help="instances the cold leaf walks (once each)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--boot-instances", type=int, default=2_000, help="new instances for each boot pattern"
     )
@@ -386,16 +486,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument(
-        "--no-wrk", dest="wrk", action="store_false",
+        "--no-nova-mode",
+        dest="nova_mode",
+        action="store_false",
+        help="leave out ours in Nova mode (metadata serve --nova-config) on Nova's databases",
+    )
+    parser.add_argument(
+        "--no-wrk",
+        dest="wrk",
+        action="store_false",
         help="the asyncio client even when wrk is installed",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a tiny bounded run (tests): no figures to keep"
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.cold_instances, args.boot_instances, args.warm = 100, 40, 4
-        args.seconds, args.connections = 1.0, 4
+        args.seconds, args.connections = 0.5, 4  # wrk runs 1 s at least
     if args.seconds > 20:
         parser.error("--seconds: at most 20 per scenario")
     if not mysql_reachable():
