@@ -1,6 +1,6 @@
 """Ours against Nova's own metadata app, on the same instances, in one run.
 
-    python -m loadtests.nova_bench                  # 24,025 instances, 8 s a scenario
+    python -m loadtests.nova_bench                  # 24,025 instances, 6 s a scenario and side
     python -m loadtests.nova_bench --quick          # a tiny run (tests): no figures to keep
     python -m loadtests.nova_bench --no-nova-mode   # without ours in Nova mode
 
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--boot-instances", type=int, default=2_000, help="new instances for each boot pattern"
     )
     parser.add_argument("--warm", type=int, default=20, help="instances the warm leaf rotates")
-    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario and server")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per scenario and side")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
     parser.add_argument(
