@@ -128,3 +128,33 @@ async def test_side_by_side_boots_walk_each_boot_on_one_connection(aiohttp_serve
         mine = [(path, conn) for g, path, conn in seen if g == guest]
         assert [path for path, _ in mine] == ["/a", "/b", "/c"]
         assert len({conn for _, conn in mine}) == 1
+
+
+NOVA_BENCH_SCENARIOS = ("warm leaf", "cold leaf", "boot, side-by-side", "boot, overlapping")
+NOVA_BENCH_ROWS = NOVA_BENCH_SCENARIOS + tuple(f"{s} (Nova mode)" for s in NOVA_BENCH_SCENARIOS)
+
+
+def test_the_nova_bench_runs_every_scenario_on_every_side(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nova's own app, ours, and ours in Nova mode on Nova's databases, on the same cloned
+    instances: every row is there, every side answered every request (a clone Nova could
+    not serve would be an error), and every statement counter counted."""
+    from loadtests import nova_bench
+    from loadtests.nova_peer.databases import MYSQL_HOST, MYSQL_PORT, mysql_reachable
+    from loadtests.nova_peer.venv import cache_folder, is_complete, pypi_reachable
+    from tests.backends import unavailable
+
+    if not mysql_reachable():
+        unavailable(f"MariaDB/MySQL is not answering on {MYSQL_HOST}:{MYSQL_PORT}")
+    if not is_complete(cache_folder()) and not pypi_reachable():
+        unavailable(f"no Nova venv in {cache_folder()} and PyPI is unreachable to build one")
+    code = nova_bench.main(["--quick"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in NOVA_BENCH_ROWS:
+        row = next(line for line in out.splitlines() if line.startswith(name + "  "))
+        figures = row[len(name) :].split()
+        ours_sql, nova_sql, errors = figures[4], figures[8], figures[-1]
+        assert ours_sql != "-" and nova_sql != "-" and errors == "0", row
+    assert "not answered 200" not in out

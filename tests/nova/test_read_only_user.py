@@ -7,7 +7,6 @@ credentials of our nova.conf's `[database] connection`, the read-only user's."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from loadtests.nova_peer import NovaCloud, StatementCounter, grant_read_only_user
-from loadtests.nova_peer.databases import mysql_admin
+from loadtests.nova_peer.grants import read_only_nova_conf, template_cell_mappings
 from loadtests.nova_peer.parity import Identity
 from metadata.app import build_guest_app
 from metadata.services import Services
@@ -29,33 +28,6 @@ PATHS = (
     "/latest/meta-data/ami-id",
     "/openstack/latest",
 )
-
-
-def template_cell_mappings(cloud: NovaCloud) -> None:
-    names = cloud.databases.names
-    conn = mysql_admin()
-    try:
-        with conn.cursor() as cursor:
-            for cell in ("cell0", "cell1", "cell2"):
-                template = "{scheme}://{username}:{password}@{hostname}:{port}/" + names[cell]
-                cursor.execute(
-                    f"UPDATE `{names['api']}`.cell_mappings SET database_connection = %s "
-                    "WHERE database_connection LIKE %s",
-                    (template + "?{query}", f"%/{names[cell]}?%"),
-                )
-    finally:
-        conn.close()
-
-
-def read_only_nova_conf(cloud: NovaCloud, urls: dict[str, str], folder: Path) -> Path:
-    text = cloud.config_path.read_text()
-    for section, url in (("api_database", urls["api"]), ("database", urls["cell1"])):
-        pattern = rf"(?m)^(\[{section}\]\nconnection = ).*$"
-        text = re.sub(pattern, lambda m, url=url: m.group(1) + url, text)
-    assert urls["api"] in text and urls["cell1"] in text
-    path = folder / "nova-read-only.conf"
-    path.write_text(text)
-    return path
 
 
 async def test_nova_mode_serves_every_instance_with_select_only(
