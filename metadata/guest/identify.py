@@ -231,9 +231,11 @@ class IdentityResolver:
             return Caller(instance_id, generation, address)
         epoch = await self._coherence.epoch()
         if self._tenant_of is not None:
-            caller = await self._from_mapping(instance_id, signature, tenant, address, cost)
-            if caller is not None:
-                return caller
+            # The source knows the project without reading the instance (Nova's cached
+            # mapping): a wrong tenant is refused before any cell is read.
+            project = await self._tenant_of(instance_id)
+            if project is not None and project != tenant:
+                raise InstanceNotFound("no such instance")
         try:
             core = await self._loader.core(
                 instance_id,
@@ -256,21 +258,3 @@ class IdentityResolver:
         self._verified.set(core.uuid, (signature, tenant, core.generation))
         self.last_known.confirm_instance(core.uuid, tenant, core.generation)
         return Caller(core.uuid, core.generation, address)
-
-    async def _from_mapping(
-        self, instance_id: str, signature: str, tenant: str, address: str, cost: RequestCost | None
-    ) -> Caller | None:
-        """The tenant check from what the source knows without reading the instance; None:
-        it does not know (then the core slice decides)."""
-        assert self._tenant_of is not None
-        project = await self._tenant_of(instance_id)
-        if project is None:
-            return None
-        if project != tenant:
-            raise InstanceNotFound("no such instance")
-        generation = await self._source.generation(instance_id)
-        if generation is None:
-            raise InstanceNotFound("no such instance")
-        self._verified.set(instance_id, (signature, tenant, generation))
-        self.last_known.confirm_instance(instance_id, tenant, generation)
-        return Caller(instance_id, generation, address)

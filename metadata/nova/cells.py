@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from metadata.lru import LRU
 from metadata.nova import schema as n
 from metadata.nova.engines import NovaDatabase
 from metadata.nova.urls import async_database_url, expand_template
+from metadata.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class CellDirectory:
         # uuid -> (cell id, project): cell ids change only on a cross-cell resize, which
         # the notification consumer forgets.
         self._mappings: LRU[str, tuple[int, str | None]] = LRU(max_remembered)
+        self._mapping_reads: SingleFlight[str, Row[Any, Any] | None] = SingleFlight()
 
     @property
     def databases(self) -> list[NovaDatabase]:
@@ -84,15 +87,8 @@ class CellDirectory:
             return None if self.local is None else Location(self.local, None)
         known = self._mappings.get(uuid)
         if known is None:
-            m = n.instance_mappings
-            async with self.api.read() as conn:
-                row = (
-                    await conn.execute(
-                        select(m.c.cell_id, m.c.project_id)
-                        .where(m.c.instance_uuid == uuid)
-                        .limit(1)
-                    )
-                ).first()
+            # Concurrent first requests of one instance share one look-up.
+            row = await self._mapping_reads.run(uuid, lambda: self._read_mapping(uuid))
             if row is None:
                 # Nova logs a warning and reads its local [database] then.
                 return None if self.local is None else Location(self.local, None)
@@ -105,6 +101,15 @@ class CellDirectory:
             await self.load_cells()
             cell = self.cells.get(known[0])
         return None if cell is None else Location(cell, known[1])
+
+    async def _read_mapping(self, uuid: str) -> Row[Any, Any] | None:
+        assert self.api is not None
+        m = n.instance_mappings
+        async with self.api.read() as conn:
+            result = await conn.execute(
+                select(m.c.cell_id, m.c.project_id).where(m.c.instance_uuid == uuid).limit(1)
+            )
+            return result.first()
 
     async def dispose(self) -> None:
         for database in self.databases:
