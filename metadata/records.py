@@ -182,3 +182,15 @@ class InstanceDocument:
     vendor_data: VendorData
     # None: leave user data out of this write's concern; UserData(None): the doc has none.
     user_data: UserData | None
+
+    @classmethod
+    def from_slices(cls, found: Mapping[Slice, Any]) -> InstanceDocument:
+        """The document of an instance whose document slices were read (any source)."""
+        return cls(
+            core=found[Slice.CORE],
+            metadata=found[Slice.METADATA],
+            keys=found[Slice.KEYS],
+            network=found[Slice.NETWORK],
+            vendor_data=found[Slice.VENDOR_DATA],
+            user_data=found[Slice.USER_DATA],
+        )

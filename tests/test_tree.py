@@ -10,6 +10,7 @@ import pytest
 
 from metadata.guest import ec2, openstack
 from metadata.guest.tree import Leaf
+from tests.aws_versions import AWS_VERSIONS
 from tests.conftest import PROXY_SECRET
 from tests.documents import guest_headers
 from tests.guest_http import (
@@ -21,38 +22,7 @@ from tests.guest_http import (
     user_data_of,
 )
 
-# Written out from the versions AWS lists (docs/CONTRACT.md, Guest API), not read from the
-# code under test.
-EC2_VERSIONS = [
-    "1.0",
-    "2007-01-19",
-    "2007-03-01",
-    "2007-08-29",
-    "2007-10-10",
-    "2007-12-15",
-    "2008-02-01",
-    "2008-09-01",
-    "2009-04-04",
-    "2011-01-01",
-    "2011-05-01",
-    "2012-01-12",
-    "2014-02-25",
-    "2014-11-05",
-    "2015-10-20",
-    "2016-04-19",
-    "2016-06-30",
-    "2016-09-02",
-    "2018-03-28",
-    "2018-08-17",
-    "2018-09-24",
-    "2019-10-01",
-    "2020-10-27",
-    "2021-01-03",
-    "2021-03-23",
-    "2021-07-15",
-    "2022-07-09",
-    "2022-09-24",
-]
+EC2_VERSIONS = AWS_VERSIONS
 # Crawled whole: Nova's oldest and newest, then each version that adds leaves cloud-init
 # reads, the three cloud-init probes and the newest.
 CRAWLED_EC2_VERSIONS = [

@@ -116,12 +116,4 @@ async def nova_document(source: NovaSource, uuid: str) -> InstanceDocument:
     found = await source.read(uuid, SQL_SLICES)
     if found is None:
         raise InstanceNotFound(f"no instance {uuid}")
-    slices = found.slices
-    return InstanceDocument(
-        core=slices[Slice.CORE],
-        metadata=slices[Slice.METADATA],
-        keys=slices[Slice.KEYS],
-        network=slices[Slice.NETWORK],
-        vendor_data=slices[Slice.VENDOR_DATA],
-        user_data=slices[Slice.USER_DATA],
-    )
+    return InstanceDocument.from_slices(found.slices)

@@ -70,17 +70,6 @@ async def list_instance_uuids(conn: AsyncConnection, limit: int, marker: str | N
     return list(result.scalars().all())
 
 
-def document_of(found: Mapping[Slice, Any]) -> InstanceDocument:
-    return InstanceDocument(
-        core=found[Slice.CORE],
-        metadata=found[Slice.METADATA],
-        keys=found[Slice.KEYS],
-        network=found[Slice.NETWORK],
-        vendor_data=found[Slice.VENDOR_DATA],
-        user_data=found[Slice.USER_DATA],
-    )
-
-
 async def load_documents(conn: AsyncConnection, uuids: list[str]) -> list[InstanceDocument]:
     """Whole documents for a page of instances, in the given order: one statement."""
     if not uuids:
@@ -89,7 +78,7 @@ async def load_documents(conn: AsyncConnection, uuids: list[str]) -> list[Instan
     query = select(*slices.columns_of(wanted)).where(t.instances.c.uuid.in_(uuids))
     found = {}
     for row in (await conn.execute(query)).mappings():
-        document = document_of(slices.decode(row, wanted))
+        document = InstanceDocument.from_slices(slices.decode(row, wanted))
         found[document.core.uuid] = document
     return [found[u] for u in uuids if u in found]
 

@@ -78,7 +78,7 @@ class Store:
 
     async def get_document(self, uuid: str) -> InstanceDocument:
         """The whole instance, for the admin API and export: one statement."""
-        return reads.document_of(await self._slices(uuid, DOCUMENT_SLICES))
+        return InstanceDocument.from_slices(await self._slices(uuid, DOCUMENT_SLICES))
 
     async def list_documents(
         self, limit: int, marker: str | None
