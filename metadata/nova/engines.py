@@ -2,8 +2,10 @@
 
 Each engine refuses, before it reaches the wire, any statement that is not a SELECT (an
 engine event raising), and counts the statements it sends: the tests and the benchmark
-read the counter. Reads are AUTOCOMMIT with no reset on return, so a slice is one SELECT
-on the wire and a pooled connection never holds an old REPEATABLE READ snapshot.
+read the counter. Reads are AUTOCOMMIT with no reset on return and no ROLLBACK on close
+(`skip_autocommit_rollback`: without it SQLAlchemy sends one after every read, a second
+round trip), so a slice is one SELECT on the wire and a pooled connection never holds an
+old REPEATABLE READ snapshot.
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ class NovaDatabase:
                 connect_args=connect,
             )
         self.engine: AsyncEngine = create_async_engine(
-            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+            skip_autocommit_rollback=True,
+            **options,
         )
         self.counter = StatementCounter()
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._check)
