@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 
 from metadata.lru import LRU
 from metadata.nova import schema as n
@@ -17,6 +17,13 @@ from metadata.nova.urls import async_database_url, expand_template
 from metadata.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
+_m = n.instance_mappings
+# Built once: the look-up of every cold request, its uuid a parameter.
+MAPPING = (
+    select(_m.c.cell_id, _m.c.project_id)
+    .where(_m.c.instance_uuid == bindparam("uuid", type_=_m.c.instance_uuid.type))
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +111,8 @@ class CellDirectory:
 
     async def _read_mapping(self, uuid: str) -> Row[Any, Any] | None:
         assert self.api is not None
-        m = n.instance_mappings
         async with self.api.read() as conn:
-            result = await conn.execute(
-                select(m.c.cell_id, m.c.project_id).where(m.c.instance_uuid == uuid).limit(1)
-            )
-            return result.first()
+            return (await conn.execute(MAPPING, {"uuid": uuid})).first()
 
     async def dispose(self) -> None:
         for database in self.databases:
