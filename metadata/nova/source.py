@@ -67,8 +67,7 @@ class NovaSource:
             # Asked beside the SELECT, not after it: a cold read waits for the slower one.
             groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
         try:
-            async with cell.read() as conn:
-                row = (await conn.execute(query, {"uuid": uuid})).mappings().first()
+            row = await cell.first(query, {"uuid": uuid})
         except BaseException:
             if groups is not None:
                 groups.cancel()
