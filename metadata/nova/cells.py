@@ -5,10 +5,11 @@ one read-only engine per cell of `cell_mappings`, or the one local cell
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import bindparam, select
 
 from metadata.lru import LRU
 from metadata.nova import schema as n
@@ -17,6 +18,13 @@ from metadata.nova.urls import async_database_url, expand_template
 from metadata.single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
+_m = n.instance_mappings
+# Built once: the look-up of every cold request, its uuid a parameter.
+MAPPING = (
+    select(_m.c.cell_id, _m.c.project_id)
+    .where(_m.c.instance_uuid == bindparam("uuid", type_=_m.c.instance_uuid.type))
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +55,7 @@ class CellDirectory:
         # uuid -> (cell id, project): cell ids change only on a cross-cell resize, which
         # the notification consumer forgets.
         self._mappings: LRU[str, tuple[int, str | None]] = LRU(max_remembered)
-        self._mapping_reads: SingleFlight[str, Row[Any, Any] | None] = SingleFlight()
+        self._mapping_reads: SingleFlight[str, Mapping[str, Any] | None] = SingleFlight()
 
     @property
     def databases(self) -> list[NovaDatabase]:
@@ -92,9 +100,9 @@ class CellDirectory:
             if row is None:
                 # Nova logs a warning and reads its local [database] then.
                 return None if self.local is None else Location(self.local, None)
-            if row.cell_id is None:
+            if row["cell_id"] is None:
                 return None  # a BuildRequest: not scheduled yet, Nova answers 404
-            known = (row.cell_id, row.project_id)
+            known = (row["cell_id"], row["project_id"])
             self._mappings.set(uuid, known)
         cell = self.cells.get(known[0])
         if cell is None:
@@ -102,14 +110,9 @@ class CellDirectory:
             cell = self.cells.get(known[0])
         return None if cell is None else Location(cell, known[1])
 
-    async def _read_mapping(self, uuid: str) -> Row[Any, Any] | None:
+    async def _read_mapping(self, uuid: str) -> Mapping[str, Any] | None:
         assert self.api is not None
-        m = n.instance_mappings
-        async with self.api.read() as conn:
-            result = await conn.execute(
-                select(m.c.cell_id, m.c.project_id).where(m.c.instance_uuid == uuid).limit(1)
-            )
-            return result.first()
+        return await self.api.first(MAPPING, {"uuid": uuid})
 
     async def dispose(self) -> None:
         for database in self.databases:

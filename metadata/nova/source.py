@@ -61,14 +61,13 @@ class NovaSource:
         self, location: Location, uuid: str, names: frozenset[Slice], generation: int
     ) -> SliceRead | None:
         cell = location.cell
-        query = statement(uuid, names & SQL_SLICES, cell.engine.dialect.name)
+        query = statement(names & SQL_SLICES, cell.engine.dialect.name)
         groups: asyncio.Task[tuple[str, ...] | None] | None = None
         if Slice.CORE in names and self.neutron is not None:
             # Asked beside the SELECT, not after it: a cold read waits for the slower one.
             groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
         try:
-            async with cell.read() as conn:
-                row = (await conn.execute(query)).mappings().first()
+            row = await cell.first(query, {"uuid": uuid})
         except BaseException:
             if groups is not None:
                 groups.cancel()
