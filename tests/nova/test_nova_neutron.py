@@ -22,7 +22,7 @@ from metadata.services import Services
 from tests.conftest import ADMIN_TOKEN, AIOHTTP_CLIENT
 from tests.nova.fake_neutron import FakeNeutron, fake_neutron
 from tests.nova.seeded import SeededNova, seed_nova
-from tests.nova.test_nova_mode import get, statements
+from tests.nova.test_nova_mode import BOOT, boot_statements, get, statements
 
 LEAF = "/latest/meta-data/security-groups"
 
@@ -201,25 +201,10 @@ async def test_a_cold_leaf_and_a_cold_boot_cost_the_same_statements_with_neutron
     assert await get(guest, LEAF, nova.uuids[1], 1) == (200, "default")
     assert statements(services) - before == 0
 
-    async def boot(number: int) -> int:
-        before = statements(services)
-        for path in (
-            "/openstack",
-            "/openstack/latest/meta_data.json",
-            "/openstack/latest/user_data",
-            "/openstack/latest/vendor_data.json",
-            "/openstack/latest/vendor_data2.json",
-            "/openstack/latest/network_data.json",
-            "/latest/meta-data/instance-id",
-            "/latest/meta-data/security-groups",
-        ):
-            status, body = await get(guest, path, nova.uuids[number], number)
-            assert status == 200, (path, body)
-        return statements(services) - before
-
+    paths = (*BOOT, "/latest/meta-data/security-groups")
     for number in (0, 2, 3):
-        await boot(number)
-    assert await boot(4) <= 4
+        await boot_statements(guest, services, nova, number, paths)
+    assert await boot_statements(guest, services, nova, 4, paths) <= 4
 
 
 async def test_endpoint_override_is_used_instead_of_the_catalog(
