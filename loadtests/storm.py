@@ -57,6 +57,13 @@ class _Boot:
     failed: bool = False
 
 
+def one_connection() -> aiohttp.ClientSession:
+    """A client that keeps to one connection, as one guest (or one agent) does."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1), timeout=aiohttp.ClientTimeout(total=10)
+    )
+
+
 async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> bool:
     try:
         async with session.get(url, headers=headers) as response:
@@ -81,10 +88,7 @@ async def side_by_side(
 
     async def guest_loop() -> None:
         nonlocal errors
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1), timeout=timeout
-        ) as session:
+        async with one_connection() as session:
             while time.monotonic() < deadline:
                 n = next(guests, None)
                 if n is None:
@@ -130,10 +134,7 @@ async def overlapping(
 
     async def connection_loop() -> None:
         nonlocal errors
-        timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1), timeout=timeout
-        ) as session:
+        async with one_connection() as session:
             while time.monotonic() < deadline:
                 item = next(queue, None)
                 if item is None:
