@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import sys
 from typing import Any
 
 BYTES = "__bytes_base64__"
@@ -39,3 +41,23 @@ def loads(text: str) -> Any:
 def write(path: str, value: Any) -> None:
     with open(path, "w", encoding="utf-8") as out:
         out.write(dumps(value))
+
+
+class Collected(logging.Handler):
+    """cloud-init's log records, kept for the output (what a guest's cloud-init.log says)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+
+def collect_logs() -> Collected:
+    """Every log record to stderr and to the returned collector, from DEBUG up."""
+    collected = Collected()
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    logging.getLogger().addHandler(collected)
+    logging.getLogger().setLevel(logging.DEBUG)
+    return collected

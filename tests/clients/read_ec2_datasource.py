@@ -15,7 +15,6 @@ the others).
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import tempfile
 
@@ -24,23 +23,7 @@ from cloudinit import distros, helpers, net
 from cloudinit.net import eni, network_state
 from cloudinit.sources import DataSourceEc2
 
-logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-
-
-class Collected(logging.Handler):
-    """cloud-init's log records, kept for the output (what a guest's cloud-init.log says)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-
-collected = Collected()
-logging.getLogger().addHandler(collected)
-logging.getLogger().setLevel(logging.DEBUG)
+collected = client_output.collect_logs()
 platform, nics, output = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 cloud = DataSourceEc2.CloudNames.AWS if platform == "aws" else DataSourceEc2.CloudNames.UNKNOWN
 DataSourceEc2.identify_platform = lambda: cloud

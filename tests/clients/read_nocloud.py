@@ -12,7 +12,6 @@ cloud-init's own URL reader and parsed by its network-state parser, as 24.3 woul
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import tempfile
 
@@ -24,19 +23,7 @@ from cloudinit.sources import DataSourceNoCloud
 SEED = "http://169.254.169.254/nocloud/"
 
 
-class Collected(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname} {record.getMessage()}")
-
-
-collected = Collected()
-logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-logging.getLogger().addHandler(collected)
-logging.getLogger().setLevel(logging.DEBUG)
+collected = client_output.collect_logs()
 nics, output = json.loads(sys.argv[1]), sys.argv[2]
 util.get_cmdline = lambda: f"root=/dev/vda1 ro ds=nocloud;s={SEED}"
 dmi.read_dmi_data = lambda key: None
