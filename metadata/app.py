@@ -53,6 +53,7 @@ async def serve(settings: Settings) -> None:
             admin.middlewares.append(drain.middleware)
             guest = guest_server(
                 build_guest_entry(services, drain),
+                express=not settings.access_log,
                 **GUEST_SERVER_LIMITS,
                 access_log=access_logger(settings),
                 access_log_class=GuestAccessLog,

@@ -34,12 +34,25 @@ EVENTS_CHANNEL = "md:events"
 
 
 class Coherence:
+    # Whether `known_*` answer for certain (this process holds the truth) rather than
+    # "ask": what lets the express lane answer a warm request without waiting.
+    answers_at_once = False
+
     async def address(self, ip: str) -> tuple[str, int] | None:
         """The owner of an address and its generation, if known without the database."""
         raise NotImplementedError
 
     async def generation(self, uuid: str) -> int | None:
         raise NotImplementedError
+
+    def known_generation(self, uuid: str) -> int | None:
+        """The generation when this process knows it without asking anyone (memory://);
+        None: ask `generation`."""
+        return None
+
+    def known_address(self, ip: str) -> tuple[str, int] | None:
+        """`address`, when this process knows it without asking anyone; None: ask."""
+        return None
 
     async def epoch(self) -> int:
         """Taken before a database read; `remember` stores nothing if a write came since."""
@@ -59,6 +72,8 @@ class LocalCoherence(Coherence):
     """Entries live at most `ttl` seconds: writes that bypass this process (an import,
     another worker) are seen within the cache TTL, as the setting promises."""
 
+    answers_at_once = True
+
     def __init__(self, max_entries: int, ttl: float = 300.0) -> None:
         self._owners: LRU[str, str] = LRU(max_entries)
         self._generations: LRU[str, tuple[int, float]] = LRU(max_entries)
@@ -66,13 +81,19 @@ class LocalCoherence(Coherence):
         self._ttl = ttl
 
     async def address(self, ip: str) -> tuple[str, int] | None:
+        return self.known_address(ip)
+
+    async def generation(self, uuid: str) -> int | None:
+        return self.known_generation(uuid)
+
+    def known_address(self, ip: str) -> tuple[str, int] | None:
         uuid = self._owners.get(ip)
         if uuid is None:
             return None
-        generation = await self.generation(uuid)
+        generation = self.known_generation(uuid)
         return None if generation is None else (uuid, generation)
 
-    async def generation(self, uuid: str) -> int | None:
+    def known_generation(self, uuid: str) -> int | None:
         entry = self._generations.get(uuid)
         if entry is None or entry[1] < time.monotonic():
             return None

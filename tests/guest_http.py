@@ -9,9 +9,28 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer
 from multidict import CIMultiDict
 
+from metadata.app import build_guest_entry
+from metadata.guest.entry import guest_server
+from metadata.guest.limits import GUEST_SERVER_LIMITS
+from metadata.services import Services
 from tests.documents import instance_address, sample_document
+
+
+class GuestTestServer(BaseTestServer):  # type: ignore[type-arg]
+    """The guest listener as `metadata serve` runs it (the low-level server with the
+    express lane), on a free loopback port, for `aiohttp_client`."""
+
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        self._services = services
+        super().__init__(**kwargs)
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        self.guest_server = guest_server(build_guest_entry(self._services), **GUEST_SERVER_LIMITS)
+        return web.ServerRunner(self.guest_server, **kwargs)
 
 
 def full_document(n: int) -> dict[str, Any]:

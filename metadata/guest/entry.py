@@ -17,8 +17,16 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from metadata.errors import ServiceUnavailable, TooManyRequests
+from metadata.guest.express import ExpressLane
 from metadata.guest.guard import is_token_path
-from metadata.guest.limits import ConcurrencyGate, Overloaded, check_request_size
+from metadata.guest.limits import (
+    MAX_HEADERS,
+    MAX_PATH_BYTES,
+    ConcurrencyGate,
+    Overloaded,
+    check_request_size,
+)
+from metadata.guest.protocol import GuestServer
 from metadata.guest.service import GuestService
 from metadata.http_errors import response_for
 
@@ -131,10 +139,18 @@ class GuestEntry:
             raise ServiceUnavailable("busy, retry") from None
 
 
-def guest_server(entry: GuestEntry, **kwargs: Any) -> web.Server:
+def guest_server(entry: GuestEntry, *, express: bool = True, **kwargs: Any) -> web.Server:
     """The low-level server for the guest listener; `kwargs` go to aiohttp's protocol
-    (header limits, keep-alive, access log)."""
+    (header limits, keep-alive, access log). `express`: warm reads take the express lane
+    (off when every request must reach the access log)."""
     loop = asyncio.get_running_loop()
+    lane = ExpressLane(entry.guest, MAX_HEADERS, MAX_PATH_BYTES)
+    drain, hop_limiter = entry.drain, entry.hop_limiter
+
+    def lane_open() -> bool:
+        # Draining: every answer must close its connection. A hop limit left on a socket
+        # by a token answer is put back by the full chain before the next answer.
+        return express and not (drain is not None and drain.is_draining) and hop_limiter.idle
 
     def make_request(
         message: Any, payload: Any, protocol: Any, writer: Any, task: Any
@@ -143,4 +159,6 @@ def guest_server(entry: GuestEntry, **kwargs: Any) -> web.Server:
             message, payload, protocol, writer, task, loop, client_max_size=GUEST_MAX_BODY
         )
 
-    return web.Server(entry, request_factory=make_request, **kwargs)
+    return GuestServer(
+        entry, request_factory=make_request, lane=lane, lane_open=lane_open, **kwargs
+    )

@@ -69,7 +69,17 @@ class GuestGuard:
         one (`by_default`: what the path's row says for `token_mode=required`), it must be
         sent. Anything else about tokens is 401, which clients read as "get a new token"
         (cloud-init, botocore)."""
-        headers = request.headers
+        self.check_token_of(request.headers, request.remote or "", caller, template, by_default)
+
+    def check_token_of(
+        self,
+        headers: CIMultiDictProxy[str],
+        peer: str,
+        caller: Caller,
+        template: str,
+        by_default: bool,
+    ) -> None:
+        """`check_token` for a request known by its headers and peer address."""
         token = headers.get(TOKEN_HEADERS[0])
         if token is None:
             token = headers.get(TOKEN_HEADERS[1])
@@ -84,7 +94,7 @@ class GuestGuard:
             raise BadRequest("session token given more than once")
         if FORWARDED_FOR in headers:
             # EC2 refuses a token-bearing GET that came through a proxy it does not trust.
-            self.check_forwarded(request.remote or "", headers)
+            self.check_forwarded(peer, headers)
         if not self.signer.is_valid(token, caller.instance_uuid, self._clock()):
             raise Unauthorized("the session token is invalid or expired: PUT a new one")
 

@@ -43,6 +43,11 @@ class HopLimiter:
         # Bounded by the process's open files.
         self._limited: dict[int, Saved] = {}
 
+    @property
+    def idle(self) -> bool:
+        """No socket carries a limit that must be put back before its next answer."""
+        return not self._limited
+
     def limit_answer(self, request: web.BaseRequest) -> None:
         """What is sent on this request's connection from now on leaves with the limit."""
         sock = _socket_of(request)

@@ -24,6 +24,8 @@ class HotAnswer:
     # the path's row: whether the answer carries an ETag, and `token_mode=required`'s default
     etag: bool
     token_by_default: bool
+    # the status line and headers up to Content-Length, for the express lane (wire.py)
+    head: bytes | None = None
 
 
 class HotAnswers:

@@ -149,6 +149,37 @@ class IdentityResolver:
                 break
         return address
 
+    def known_caller(self, peer: str, headers: CIMultiDictProxy[str]) -> Caller | None:
+        """Who is asking, when this process knows it without waiting on anything: a
+        signature verified before, at the instance's current generation, or an address
+        whose owner it holds. None: `identify` decides, and refuses whatever is wrong."""
+        if not self._coherence.answers_at_once:
+            return None
+        if self._secret is not None and INSTANCE_ID in headers:
+            instance_id = headers.getall(INSTANCE_ID)
+            signature = headers.getall(SIGNATURE, ())
+            tenant = headers.getall(TENANT_ID, ())
+            if len(instance_id) != 1 or len(signature) != 1 or len(tenant) != 1:
+                return None
+            remembered = self._verified.get(instance_id[0])
+            if remembered is None or remembered[1] != tenant[0]:
+                return None
+            presented = signature[0].encode("utf-8", "surrogateescape")
+            if not hmac.compare_digest(remembered[0].encode(), presented):
+                return None
+            generation = self._coherence.known_generation(instance_id[0])
+            if generation is None or generation != remembered[2]:
+                return None
+            return Caller(instance_id[0], generation, self.address_of(peer, ()))
+        if not self._source.identifies_by_address:
+            return None
+        try:
+            address = self.address_of(peer, headers.getall(FORWARDED_FOR, ()))
+        except BadRequest:
+            return None
+        known = self._coherence.known_address(address)
+        return None if known is None else Caller(known[0], known[1], address)
+
     async def identify(
         self,
         peer: str,

@@ -31,6 +31,7 @@ from metadata.guest.record import Recorder
 from metadata.guest.render import Responder, render
 from metadata.guest.tree import Answer
 from metadata.guest.waiting import ABSENT, GONE, parse_wait, wait_for_change
+from metadata.guest.wire import answer_head
 from metadata.loader import RequestCost
 from metadata.nova.tree import build_nova_matcher
 from metadata.records import Slice
@@ -152,13 +153,21 @@ class GuestService:
             caller = await self.wait(request, destination, caller, cost)
         answer, generation = await self.load_and_render(destination, caller, cost)
         etag = leaf is not None and leaf.etag
+        uuid = caller.instance_uuid
+        tag = self.responder.etags.get(uuid, generation, answer.body) if etag else None
         self.hot.put(
-            caller.instance_uuid,
+            uuid,
             generation,
             path,
-            HotAnswer(answer, destination.stats_key, etag, match.token_by_default),
+            HotAnswer(
+                answer,
+                destination.stats_key,
+                etag,
+                match.token_by_default,
+                answer_head(answer.content_type, tag),
+            ),
         )
-        return self.responder.respond(request, answer, etag, caller.instance_uuid, generation)
+        return self.responder.respond(request, answer, etag, uuid, generation)
 
     async def wait(
         self, request: web.BaseRequest, destination: Destination, caller: Caller, cost: RequestCost

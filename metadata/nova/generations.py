@@ -39,7 +39,10 @@ class NovaGenerations:
         return (now - offset) // self._window * self._window + offset
 
     async def current(self, uuid: str) -> int:
-        known = await self._coherence.generation(uuid)
+        return self.current_from(uuid, await self._coherence.generation(uuid))
+
+    def current_from(self, uuid: str, known: int | None) -> int:
+        """The generation, given what coherence knows of it (None: nothing)."""
         floor = max(self.window_start(uuid), self._resynced_at)
         return floor if known is None or known < floor else known
 
@@ -67,6 +70,12 @@ class NovaCoherence(Coherence):
     def __init__(self, inner: Coherence, generations: NovaGenerations) -> None:
         self.inner = inner
         self._generations = generations
+        self.answers_at_once = inner.answers_at_once
+
+    def known_generation(self, uuid: str) -> int | None:
+        if not self.answers_at_once:
+            return None
+        return self._generations.current_from(uuid, self.inner.known_generation(uuid))
 
     async def address(self, ip: str) -> tuple[str, int] | None:
         return None  # Nova mode never identifies by address

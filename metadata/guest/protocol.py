@@ -1,0 +1,127 @@
+"""The guest listener's connection protocol: aiohttp's, with the express lane (express.py)
+between its parser and its request queue.
+
+aiohttp's protocol queues every parsed request for a task that builds a request object,
+runs the handler in a new task and writes a response object. A warm read needs none of
+that: here each parsed request is first offered to the express lane, and when it answers,
+its bytes are written at once and the request never reaches the queue. Order is kept: the
+lane is asked only while the connection is idle (aiohttp's loop waits for a request and
+nothing is queued) and only until the first request it passes on; every later request of
+that read goes the full way behind it. A client that does not read its answers stops
+getting express ones once the socket's write buffer fills, so aiohttp's flow control
+holds it as before.
+
+This leans on aiohttp's protocol internals (its parser, queue and idle waiter); the
+version range is pinned in pyproject.toml and tests/test_express.py fails if the lane stops
+answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http import HttpVersion11
+from aiohttp.streams import EMPTY_PAYLOAD
+
+from metadata.guest.express import ExpressLane
+
+# Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
+WRITE_BUFFER_LIMIT = 64 * 1024
+
+
+class ExpressParser:
+    """aiohttp's request parser, handing what the express lane answers to it first."""
+
+    __slots__ = ("_parser", "_protocol")
+
+    def __init__(self, parser: Any, protocol: GuestProtocol) -> None:
+        self._parser = parser
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def feed_data(self, data: bytes) -> Any:
+        messages, upgraded, tail = self._parser.feed_data(data)
+        if messages and self._protocol.is_idle():
+            messages = self._protocol.answer_express(messages)
+        return messages, upgraded, tail
+
+
+class GuestProtocol(web.RequestHandler):
+    def __init__(
+        self,
+        manager: web.Server,
+        *,
+        lane: ExpressLane,
+        lane_open: Callable[[], bool],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(manager, loop=asyncio.get_running_loop(), **kwargs)
+        self._lane = lane
+        self._lane_open = lane_open
+        self._peer = ""
+        self._express_parser = ExpressParser(self._parser, self)
+        self._parser = self._express_parser  # type: ignore[assignment]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if isinstance(peer, tuple) else ""
+
+    def is_idle(self) -> bool:
+        """Nothing of this connection is queued or being answered."""
+        waiter = self._waiter
+        transport = self.transport
+        return (
+            waiter is not None
+            and not waiter.done()
+            and not self._messages
+            and transport is not None
+            and transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT
+            and self._lane_open()
+        )
+
+    def answer_express(self, messages: list[Any]) -> list[Any]:
+        """Answer the leading requests the lane can; the rest, in order, for the queue."""
+        lane, peer, transport = self._lane, self._peer, self.transport
+        assert transport is not None  # is_idle() said so
+        for index, (message, payload) in enumerate(messages):
+            if (
+                payload is not EMPTY_PAYLOAD
+                or message.should_close
+                or message.upgrade
+                or message.version != HttpVersion11
+            ):
+                return messages[index:]
+            answer = lane.answer(message.method, message.path, message.headers, peer)
+            if answer is None:
+                return messages[index:]
+            transport.write(answer)
+            self._express_parser.message_consumed()
+            self._request_count += 1
+            # An answered request counts as activity for the keep-alive timer.
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+        return []
+
+
+class GuestServer(web.Server):
+    """aiohttp's low-level server, making GuestProtocol connections."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        lane: ExpressLane,
+        lane_open: Callable[[], bool],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.lane = lane
+        self._lane_open = lane_open
+
+    def __call__(self) -> GuestProtocol:
+        return GuestProtocol(self, lane=self.lane, lane_open=self._lane_open, **self._kwargs)

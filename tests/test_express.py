@@ -1,0 +1,217 @@
+"""The express lane (metadata/guest/express.py, protocol.py): warm reads answered inside the
+connection protocol, byte for byte what the full chain answers, in order, with every check
+of the full chain, and never after a change."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from metadata.config import RateLimit
+from metadata.services import Services
+from tests.conftest import PROXY_SECRET
+from tests.documents import guest_headers, instance_address, sample_document
+from tests.guest_http import GuestTestServer
+
+LEAF = "/latest/meta-data/local-ipv4"
+OTHER = "/latest/meta-data/hostname"
+
+
+def signed(uuid: str, tenant: str) -> dict[str, str]:
+    signature = hmac.new(PROXY_SECRET.encode(), uuid.encode(), hashlib.sha256).hexdigest()
+    return {"X-Instance-ID": uuid, "X-Tenant-ID": tenant, "X-Instance-ID-Signature": signature}
+
+
+class Raw:
+    """One keep-alive connection speaking HTTP/1.1 by hand: requests may be pipelined."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @staticmethod
+    def request(path: str, headers: dict[str, str], method: str = "GET") -> bytes:
+        lines = [f"{method} {path} HTTP/1.1", "Host: 169.254.169.254"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def send(self, *requests: bytes) -> None:
+        self.writer.write(b"".join(requests))
+        await self.writer.drain()
+
+    async def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        length = 0 if head_only else int(headers.get("Content-Length", "0"))
+        body = await asyncio.wait_for(self.reader.readexactly(length), 10)
+        return int(status_line.split()[1]), headers, body
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        await self.send(self.request(path, headers))
+        return await self.response()
+
+
+@pytest.fixture
+async def server(services: Services) -> AsyncIterator[GuestTestServer]:
+    server = GuestTestServer(services)
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def raw(server: GuestTestServer) -> AsyncIterator[Raw]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    yield Raw(reader, writer)
+    writer.close()
+
+
+def answered(server: GuestTestServer) -> int:
+    count: int = server.guest_server.lane.answered
+    return count
+
+
+async def test_a_warm_read_takes_the_lane_and_answers_what_the_full_chain_did(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(1))
+    headers = guest_headers(1)
+    cold = await raw.get(LEAF, headers)
+    assert answered(server) == 0
+    warm = await raw.get(LEAF, headers)
+    assert answered(server) == 1
+    assert warm[0] == cold[0] == 200
+    assert warm[2] == cold[2] == instance_address(1).encode()
+    # the same headers, in the same order, but for the time of day
+    assert list(warm[1]) == list(cold[1])
+    assert {k: v for k, v in warm[1].items() if k != "Date"} == {
+        k: v for k, v in cold[1].items() if k != "Date"
+    }
+
+
+async def test_signed_headers_take_the_lane_once_their_signature_was_verified(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    doc = await put_instance(sample_document(2))
+    good = signed(doc["uuid"], doc["project_id"])
+    assert (await raw.get(LEAF, good))[0] == 200
+    assert (await raw.get(LEAF, good))[2] == instance_address(2).encode()
+    assert answered(server) == 1
+    # a forged signature or another tenant is never answered by the lane
+    forged = good | {"X-Instance-ID-Signature": "0" * 64}
+    assert (await raw.get(LEAF, forged))[0] == 403
+    assert (await raw.get(LEAF, good | {"X-Tenant-ID": "someone-else"}))[0] == 404
+    assert answered(server) == 1
+
+
+async def test_pipelined_requests_are_answered_in_order_whichever_way_each_goes(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(3))
+    headers = guest_headers(3)
+    hostname = (await raw.get(OTHER, headers))[2]
+    assert (await raw.get(LEAF, headers))[0] == 200
+    before = answered(server)
+    await raw.send(
+        raw.request(LEAF, headers),
+        raw.request("/latest/meta-data/no-such-leaf", headers),
+        raw.request(OTHER, headers),
+        raw.request(LEAF, headers, method="HEAD"),
+        raw.request(LEAF, headers),
+    )
+    results = [await raw.response() for _ in range(3)]
+    results.append(await raw.response(head_only=True))
+    results.append(await raw.response())
+    assert [status for status, _, _ in results] == [200, 404, 200, 200, 200]
+    assert results[0][2] == results[4][2] == instance_address(3).encode()
+    assert results[2][2] == hostname
+    # only the leading warm read took the lane: the rest queued behind the 404, in order
+    assert answered(server) == before + 1
+    assert (await raw.get(LEAF, headers))[0] == 200
+    assert answered(server) == before + 2
+
+
+async def test_a_write_is_served_at_once_not_the_answer_of_before(
+    server: GuestTestServer, raw: Raw, put_instance: Any, admin: TestClient[Any, Any]
+) -> None:
+    doc = await put_instance(sample_document(4))
+    headers = guest_headers(4)
+    path = "/latest/user-data"
+    first = await raw.get(path, headers)
+    assert (await raw.get(path, headers))[2] == first[2]
+    assert answered(server) == 1
+    response = await admin.put(f"/v1/instances/{doc['uuid']}/user-data", data=b"#!/bin/sh\nnew")
+    assert response.status in (200, 204), await response.text()
+    status, reply_headers, body = await raw.get(path, headers)
+    assert (status, body) == (200, b"#!/bin/sh\nnew")
+    assert reply_headers["ETag"] != first[1]["ETag"]
+    assert answered(server) == 1
+    assert (await raw.get(path, headers))[2] == b"#!/bin/sh\nnew"
+    assert answered(server) == 2
+
+
+async def test_conditional_reads_and_the_seed_are_as_the_full_chain_answers(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(5))
+    headers = guest_headers(5)
+    tag = (await raw.get("/latest/user-data", headers))[1]["ETag"]
+    assert (await raw.get("/latest/user-data", headers | {"If-None-Match": tag}))[0] == 304
+    path = "/openstack/latest/meta_data.json"
+    seeds = {(await raw.get(path, headers))[2] for _ in range(3)}
+    assert len(seeds) == 3  # a new random_seed every time, through the lane too
+    assert answered(server) >= 2
+
+
+async def test_the_stats_count_lane_answers_as_cache_hits(
+    server: GuestTestServer, raw: Raw, put_instance: Any, admin: TestClient[Any, Any]
+) -> None:
+    await put_instance(sample_document(6))
+    for _ in range(4):
+        assert (await raw.get(LEAF, guest_headers(6)))[0] == 200
+    assert answered(server) == 3
+    rows = await (await admin.get("/v1/stats/paths")).json()
+    row = next(r for r in rows["paths"] if r["path"] == "/{version}/meta-data/local-ipv4")
+    assert (row["hits"], row["cache_hits"], row["db_statements"]) == (4, 3, 1)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"token_mode": "required"}], ids=["tokens-required"]
+)
+async def test_a_required_token_is_checked_in_the_lane(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(7))
+    headers = guest_headers(7)
+    await raw.send(
+        raw.request(
+            "/latest/api/token", headers | {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, "PUT"
+        )
+    )
+    _, _, token = await raw.response()
+    with_token = headers | {"X-aws-ec2-metadata-token": token.decode()}
+    assert (await raw.get(LEAF, with_token))[0] == 200
+    assert (await raw.get(LEAF, with_token))[0] == 200
+    lane = answered(server)
+    assert lane >= 1
+    assert (await raw.get(LEAF, headers))[0] == 401
+    assert (await raw.get(LEAF, headers | {"X-aws-ec2-metadata-token": "x.y"}))[0] == 401
+    assert answered(server) == lane
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"rate_limit": RateLimit(0.001, 3)}], ids=["burst-3"]
+)
+async def test_the_rate_limit_holds_in_the_lane(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(8))
+    statuses = [(await raw.get(LEAF, guest_headers(8)))[0] for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert answered(server) == 2
