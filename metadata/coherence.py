@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from metadata.lru import LRU
-from metadata.mget_batch import BatchedGet
+from metadata.mget_batch import BatchedGet, Values
 from metadata.store.events import WriteEvent
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,23 @@ class Coherence:
 
     def known_address(self, ip: str) -> tuple[str, int] | None:
         """`address`, when this process knows it without asking anyone; None: ask."""
+        return None
+
+    # For callers that cannot await (the express lane): the shared map's answer in this
+    # tick's round trip, read back with `generation_from` / `address_from`. None: the map
+    # is not shared, or is down; ask the awaitable way.
+    def generation_soon(self, uuid: str) -> asyncio.Future[Values] | None:
+        return None
+
+    def generation_from(self, uuid: str, values: Values) -> int | None:
+        return None
+
+    def address_soon(self, ip: str) -> tuple[str, asyncio.Future[Values]] | None:
+        """With the owner the address had last time: its generation comes in the same
+        round trip."""
+        return None
+
+    def address_from(self, guess: str, values: Values) -> tuple[str, int] | None:
         return None
 
     async def epoch(self) -> int:
@@ -175,6 +192,24 @@ class RedisCoherence(Coherence):
                 RETRY_AFTER,
             )
         self._down_until = time.monotonic() + RETRY_AFTER
+
+    def generation_soon(self, uuid: str) -> asyncio.Future[Values] | None:
+        return self._gets.request(f"md:g:{uuid}") if self._usable() else None
+
+    def generation_from(self, uuid: str, values: Values) -> int | None:
+        return None if values[0] is None else int(values[0])
+
+    def address_soon(self, ip: str) -> tuple[str, asyncio.Future[Values]] | None:
+        guess = self._guesses.get(ip)
+        if guess is None or not self._usable():
+            return None
+        return guess, self._gets.request(f"md:a:{ip}", f"md:g:{guess}")
+
+    def address_from(self, guess: str, values: Values) -> tuple[str, int] | None:
+        owner, generation = values
+        if owner is None or owner.decode() != guess or generation is None:
+            return None
+        return guess, int(generation)
 
     async def address(self, ip: str) -> tuple[str, int] | None:
         if not self._usable():

@@ -25,13 +25,18 @@ class BatchedGet:
 
     async def get(self, *keys: str) -> Values:
         """The values of `keys` (None where absent), read in this tick's MGET."""
+        return await self.request(*keys)
+
+    def request(self, *keys: str) -> asyncio.Future[Values]:
+        """`get` for a caller that takes a callback rather than a coroutine (the express
+        lane answers from inside the connection protocol)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Values] = loop.create_future()
         if not self._waiters:
             loop.call_soon(self._flush)
         self._waiters.append((future, len(self._keys), len(keys)))
         self._keys.extend(keys)
-        return await future
+        return future
 
     def _flush(self) -> None:
         keys, waiters = self._keys, self._waiters

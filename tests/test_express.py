@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from metadata.config import RateLimit
 from metadata.services import Services
+from tests import backends
 from tests.conftest import PROXY_SECRET
 from tests.documents import guest_headers, instance_address, sample_document
 from tests.guest_http import GuestTestServer
@@ -55,6 +57,28 @@ class Raw:
     async def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         await self.send(self.request(path, headers))
         return await self.response()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def coherence(request: pytest.FixtureRequest) -> str:
+    """Every test on both coherences: who is asking known at once, or after Redis's round
+    trip (a Redis database of this test process's own, emptied first)."""
+    if request.param == "memory":
+        return "memory://"
+    url = backends.require_redis()
+    db = 1 + (os.getpid() + 11) % 15
+    backends.flush_redis(db)
+    return f"{url.rsplit('/', 1)[0]}/{db}"
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def settings_overrides(coherence: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    return {"cache_url": coherence} | overrides
 
 
 @pytest.fixture
@@ -181,9 +205,7 @@ async def test_the_stats_count_lane_answers_as_cache_hits(
     assert (row["hits"], row["cache_hits"], row["db_statements"]) == (4, 3, 1)
 
 
-@pytest.mark.parametrize(
-    "settings_overrides", [{"token_mode": "required"}], ids=["tokens-required"]
-)
+@pytest.mark.parametrize("overrides", [{"token_mode": "required"}], ids=["tokens-required"])
 async def test_a_required_token_is_checked_in_the_lane(
     server: GuestTestServer, raw: Raw, put_instance: Any
 ) -> None:
@@ -205,9 +227,7 @@ async def test_a_required_token_is_checked_in_the_lane(
     assert answered(server) == lane
 
 
-@pytest.mark.parametrize(
-    "settings_overrides", [{"rate_limit": RateLimit(0.001, 3)}], ids=["burst-3"]
-)
+@pytest.mark.parametrize("overrides", [{"rate_limit": RateLimit(0.001, 3)}], ids=["burst-3"])
 async def test_the_rate_limit_holds_in_the_lane(
     server: GuestTestServer, raw: Raw, put_instance: Any
 ) -> None:

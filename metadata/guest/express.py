@@ -2,10 +2,12 @@
 request, handler task or response objects.
 
 Most of what a guest asks has been answered before at its instance's current generation
-(HotAnswers). When this process can tell who is asking at once (identity.known_caller:
-memory:// coherence), such a read is answered here with the same checks as the full
-chain (service.py), in the same order: who is asking, the rendered answer of their
-generation, the session token, the rate limit; then the statistics row. Anything this lane
+(HotAnswers). Such a read is answered here with the same checks as the full chain
+(service.py), in the same order: who is asking, the rendered answer of their generation,
+the session token, the rate limit; then the statistics row. Who is asking is known at once
+with memory:// coherence (identity.known_caller); with Redis it takes the round trip that
+every request of the tick shares (identity.caller_soon), and the answer is written when it
+returns: the exactness check per request is kept. Anything this lane
 does not handle, or that would be refused, goes the full way, which decides (and answers
 errors): a query string, a method but GET, a body, If-None-Match, a forwarded token PUT,
 an unknown caller, an answer not yet rendered, an empty rate-limit bucket.
@@ -13,14 +15,19 @@ an unknown caller, an answer not yet rendered, an empty rate-limit bucket.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDictProxy
 
 from metadata.errors import MetadataError
+from metadata.guest.identify import Caller
 from metadata.guest.render import finish
 from metadata.guest.wire import DateLine, response_bytes
+from metadata.mget_batch import Values
 
 if TYPE_CHECKING:
     from metadata.guest.service import GuestService
@@ -44,8 +51,9 @@ class ExpressLane:
 
     def answer(
         self, method: str, path: str, headers: CIMultiDictProxy[str], peer: str
-    ) -> bytes | None:
-        """The whole response for a warm GET, or None: take the full chain."""
+    ) -> bytes | Deferred | None:
+        """The whole response for a warm GET; a Deferred one when who is asking takes the
+        shared coherence's round trip (Redis); None: take the full chain."""
         started = time.perf_counter()
         if (
             method != "GET"
@@ -57,9 +65,31 @@ class ExpressLane:
             or _FULL_CHAIN_HEADERS[0] in headers
         ):
             return None
-        caller = self._identity.known_caller(peer, headers)
-        if caller is None:
+        identity = self._identity
+        caller = identity.known_caller(peer, headers)
+        if caller is not None:
+            return self._answer_for(caller, path, headers, peer, started)
+        soon = identity.caller_soon(peer, headers)
+        if soon is None:
             return None
+        future, decide = soon
+
+        def finish(values: Values) -> bytes | None:
+            caller = decide(values)
+            return (
+                None if caller is None else self._answer_for(caller, path, headers, peer, started)
+            )
+
+        return Deferred(future, finish)
+
+    def _answer_for(
+        self,
+        caller: Caller,
+        path: str,
+        headers: CIMultiDictProxy[str],
+        peer: str,
+        started: float,
+    ) -> bytes | None:
         hot = self._hot.get(caller.instance_uuid, caller.generation, path)
         if hot is None or hot.head is None:
             return None
@@ -80,3 +110,11 @@ class ExpressLane:
         )
         self.answered += 1
         return response_bytes(hot.head, self._date, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """An answer that waits for the shared coherence's round trip: `complete` its values."""
+
+    future: asyncio.Future[Values]
+    complete: Callable[[Values], bytes | None]

@@ -4,6 +4,7 @@ proxies only). The result is an instance uuid or an error; never a guess.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -23,6 +24,7 @@ from metadata.errors import (
 from metadata.guest.last_known import LastKnownIdentities
 from metadata.loader import RequestCost, SliceLoader
 from metadata.lru import LRU
+from metadata.mget_batch import Values
 from metadata.records import Slice
 from metadata.sources import SliceRead, SliceSource
 
@@ -51,6 +53,11 @@ class Caller:
     generation: int
     # the guest's address as far as we can tell (the peer, or the trusted forwarded one)
     address: str
+
+
+# The shared coherence's round trip, and who is asking given its answer (None: ask again
+# the full way).
+CallerSoon = tuple[asyncio.Future[Values], Callable[[Values], Caller | None]]
 
 
 def sign(secret: str, instance_id: str) -> str:
@@ -153,32 +160,78 @@ class IdentityResolver:
         """Who is asking, when this process knows it without waiting on anything: a
         signature verified before, at the instance's current generation, or an address
         whose owner it holds. None: `identify` decides, and refuses whatever is wrong."""
-        if not self._coherence.answers_at_once:
+        coherence = self._coherence
+        if not coherence.answers_at_once:
             return None
         if self._secret is not None and INSTANCE_ID in headers:
-            instance_id = headers.getall(INSTANCE_ID)
-            signature = headers.getall(SIGNATURE, ())
-            tenant = headers.getall(TENANT_ID, ())
-            if len(instance_id) != 1 or len(signature) != 1 or len(tenant) != 1:
+            verified = self._verified_before(headers)
+            if verified is None:
                 return None
-            remembered = self._verified.get(instance_id[0])
-            if remembered is None or remembered[1] != tenant[0]:
+            uuid, _, remembered = verified
+            if coherence.known_generation(uuid) != remembered:
                 return None
-            presented = signature[0].encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(remembered[0].encode(), presented):
+            return Caller(uuid, remembered, self.address_of(peer, ()))
+        address = self._address_at_once(peer, headers)
+        known = None if address is None else coherence.known_address(address)
+        return None if known is None else Caller(known[0], known[1], address or "")
+
+    def caller_soon(self, peer: str, headers: CIMultiDictProxy[str]) -> CallerSoon | None:
+        """`known_caller` for a shared coherence (Redis): the round trip this tick's
+        requests share, and who is asking given its answer (None: ask `identify`)."""
+        coherence = self._coherence
+        if self._secret is not None and INSTANCE_ID in headers:
+            verified = self._verified_before(headers)
+            future = None if verified is None else coherence.generation_soon(verified[0])
+            if verified is None or future is None:
                 return None
-            generation = self._coherence.known_generation(instance_id[0])
-            if generation is None or generation != remembered[2]:
+            uuid, tenant, remembered = verified
+            address = self.address_of(peer, ())
+
+            def by_signature(values: Values) -> Caller | None:
+                if coherence.generation_from(uuid, values) != remembered:
+                    return None
+                self.last_known.confirm_instance(uuid, tenant, remembered)
+                return Caller(uuid, remembered, address)
+
+            return future, by_signature
+        at = self._address_at_once(peer, headers)
+        soon = None if at is None else coherence.address_soon(at)
+        if at is None or soon is None:
+            return None
+        guess, future = soon
+
+        def by_address(values: Values) -> Caller | None:
+            known = coherence.address_from(guess, values)
+            if known is None:
                 return None
-            return Caller(instance_id[0], generation, self.address_of(peer, ()))
+            self.last_known.confirm_address(at, known[0], known[1])
+            return Caller(known[0], known[1], at)
+
+        return future, by_address
+
+    def _verified_before(self, headers: CIMultiDictProxy[str]) -> tuple[str, str, int] | None:
+        """(instance id, tenant, generation) of signed headers exactly as verified before:
+        no HMAC. None: anything else, for `identify` to check (and refuse)."""
+        instance_id = headers.getall(INSTANCE_ID)
+        signature = headers.getall(SIGNATURE, ())
+        tenant = headers.getall(TENANT_ID, ())
+        if len(instance_id) != 1 or len(signature) != 1 or len(tenant) != 1:
+            return None
+        remembered = self._verified.get(instance_id[0])
+        if remembered is None or remembered[1] != tenant[0]:
+            return None
+        presented = signature[0].encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(remembered[0].encode(), presented):
+            return None
+        return instance_id[0], tenant[0], remembered[2]
+
+    def _address_at_once(self, peer: str, headers: CIMultiDictProxy[str]) -> str | None:
         if not self._source.identifies_by_address:
             return None
         try:
-            address = self.address_of(peer, headers.getall(FORWARDED_FOR, ()))
+            return self.address_of(peer, headers.getall(FORWARDED_FOR, ()))
         except BadRequest:
             return None
-        known = self._coherence.known_address(address)
-        return None if known is None else Caller(known[0], known[1], address)
 
     async def identify(
         self,

@@ -7,9 +7,10 @@ that: here each parsed request is first offered to the express lane, and when it
 its bytes are written at once and the request never reaches the queue. Order is kept: the
 lane is asked only while the connection is idle (aiohttp's loop waits for a request and
 nothing is queued) and only until the first request it passes on; every later request of
-that read goes the full way behind it. A client that does not read its answers stops
-getting express ones once the socket's write buffer fills, so aiohttp's flow control
-holds it as before.
+that read goes the full way behind it. A read that waits for the shared coherence (Redis)
+holds the connection's reading, and what came behind it, until it is answered. A client
+that does not read its answers stops getting express ones once the socket's write buffer
+fills, so aiohttp's flow control holds it as before.
 
 This leans on aiohttp's protocol internals (its parser, queue and idle waiter); the
 version range is pinned in pyproject.toml and tests/test_express.py fails if the lane stops
@@ -26,7 +27,8 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD
 
-from metadata.guest.express import ExpressLane
+from metadata.guest.express import Deferred, ExpressLane
+from metadata.mget_batch import Values
 
 # Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
 WRITE_BUFFER_LIMIT = 64 * 1024
@@ -64,6 +66,7 @@ class GuestProtocol(web.RequestHandler):
         self._lane = lane
         self._lane_open = lane_open
         self._peer = ""
+        self._deferred = False
         self._express_parser = ExpressParser(self._parser, self)
         self._parser = self._express_parser  # type: ignore[assignment]
 
@@ -77,7 +80,8 @@ class GuestProtocol(web.RequestHandler):
         waiter = self._waiter
         transport = self.transport
         return (
-            waiter is not None
+            not self._deferred
+            and waiter is not None
             and not waiter.done()
             and not self._messages
             and transport is not None
@@ -100,12 +104,52 @@ class GuestProtocol(web.RequestHandler):
             answer = lane.answer(message.method, message.path, message.headers, peer)
             if answer is None:
                 return messages[index:]
-            transport.write(answer)
-            self._express_parser.message_consumed()
-            self._request_count += 1
-            # An answered request counts as activity for the keep-alive timer.
-            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+            if isinstance(answer, Deferred):
+                self._defer(answer, messages[index:])
+                return []
+            self._sent(transport, answer)
         return []
+
+    def _sent(self, transport: asyncio.Transport, answer: bytes) -> None:
+        transport.write(answer)
+        self._express_parser.message_consumed()
+        self._request_count += 1
+        # An answered request counts as activity for the keep-alive timer.
+        self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+
+    def _defer(self, deferred: Deferred, messages: list[Any]) -> None:
+        """Hold this read (the first of `messages`) and everything behind it until the
+        shared coherence answers; nothing more is read meanwhile."""
+        self._deferred = True
+        self._pause_transport_reading()
+
+        def done(future: asyncio.Future[Values]) -> None:
+            self._deferred = False
+            transport = self.transport
+            if transport is None or self._force_close:
+                return  # the connection went meanwhile
+            failed = future.cancelled() or future.exception() is not None
+            # A failed round trip: the full chain asks again, and marks Redis down.
+            answer = None if failed else deferred.complete(future.result())
+            rest = messages
+            if answer is not None:
+                self._sent(transport, answer)
+                rest = messages[1:]
+            self._enqueue(rest)
+            if not self._reading_paused and not self._buffer_paused:
+                self._resume_transport_reading()
+
+        deferred.future.add_done_callback(done)
+
+    def _enqueue(self, messages: list[Any]) -> None:
+        """What aiohttp's data_received does with parsed requests: queue, wake its loop."""
+        if not messages:
+            return
+        self._request_count += len(messages)
+        self._messages.extend(messages)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class GuestServer(web.Server):

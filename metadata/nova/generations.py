@@ -11,12 +11,14 @@ window after it was read, whether or not Nova announced anything, and generation
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
 from metadata.coherence import Coherence
+from metadata.mget_batch import Values
 from metadata.store.events import WriteEvent
 
 
@@ -76,6 +78,12 @@ class NovaCoherence(Coherence):
         if not self.answers_at_once:
             return None
         return self._generations.current_from(uuid, self.inner.known_generation(uuid))
+
+    def generation_soon(self, uuid: str) -> asyncio.Future[Values] | None:
+        return self.inner.generation_soon(uuid)
+
+    def generation_from(self, uuid: str, values: Values) -> int | None:
+        return self._generations.current_from(uuid, self.inner.generation_from(uuid, values))
 
     async def address(self, ip: str) -> tuple[str, int] | None:
         return None  # Nova mode never identifies by address
