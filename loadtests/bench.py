@@ -115,7 +115,10 @@ def run_server(
     workers: int,
     workdir: str,
     extra_env: dict[str, str] | None = None,
+    profile: str | None = None,
 ) -> Iterator[Server]:
+    """`metadata serve` on free loopback ports; `profile`: under cProfile, its statistics
+    written to that file when the server stops."""
     guest_port, admin_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -132,7 +135,10 @@ def run_server(
         **(extra_env or {}),
     }
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "metadata", "serve"], env=env, cwd=workdir)
+    profiler = [] if profile is None else ["-m", "cProfile", "-o", profile]
+    process = subprocess.Popen(
+        [sys.executable, *profiler, "-m", "metadata", "serve"], env=env, cwd=workdir
+    )
     server = Server(
         process, f"http://127.0.0.1:{guest_port}", f"http://127.0.0.1:{admin_port}", 0.0
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from loadtests import bench, seed, storm
+from loadtests import bench, profile_warm, seed, storm
 from metadata.document import parse_document
 
 # locust monkey-patches the standard library with gevent when imported, which must happen
@@ -86,6 +86,18 @@ def test_the_bench_runs_in_a_tiny_bounded_mode(
         assert int(boots) > 0 and per_boot != "-" and misses != "-", storm_row
     boot_row: Any = next(line for line in out.splitlines() if line.startswith("(b)"))
     assert " - " not in boot_row.split("asyncio")[1][:40]  # statements were counted
+
+
+def test_the_warm_profile_shows_the_express_lane_answering(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = profile_warm.main(
+        ["--seconds", "0.5", "--instances", "20", "--connections", "2", "--no-wrk"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lane = next(line for line in out.splitlines() if line.startswith("the lane, all of it"))
+    assert float(lane.split()[-2]) > 0, out  # warm reads went the express lane
 
 
 async def test_overlapping_boots_put_consecutive_requests_on_different_connections(
