@@ -15,12 +15,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from metadata.admin.routes import build_admin_app
-from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.nova import schema as n
 from metadata.services import Services
 from tests import notifications_broker as broker
 from tests.conftest import AIOHTTP_CLIENT
+from tests.guest_http import GuestTestServer
 from tests.nova.seeded import SeededNova, seed_nova
 from tests.nova.test_nova_mode import signed
 
@@ -81,7 +81,7 @@ async def announced(
     nova = await seed_nova(tmp_path, transport_url=broker.transport_url(vhost))
     # A bound far beyond the test: only the notification can explain a change seen.
     async with Services.open(nova_settings(nova, tmp_path, nova_max_staleness=3600)) as services:
-        guest = await aiohttp_client(build_guest_app(services))
+        guest = await aiohttp_client(GuestTestServer(services))
         yield nova, services, guest
 
 
@@ -107,7 +107,7 @@ async def test_what_nova_never_announces_is_reread_after_the_staleness_bound(
     nova = await seed_nova(tmp_path)
     settings = nova_settings(nova, tmp_path, nova_max_staleness=0.5)
     async with Services.open(settings) as services:
-        guest = await aiohttp_client(build_guest_app(services))
+        guest = await aiohttp_client(GuestTestServer(services))
         uuid = nova.uuids[0]
         assert await served(guest, uuid) == "vm-00000.novalocal"
         await rename(nova, uuid, "quietly-renamed")

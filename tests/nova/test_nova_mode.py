@@ -13,13 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 
-from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.errors import InvalidSettings
 from metadata.guest.identify import sign
 from metadata.nova.engines import WriteRefused
 from metadata.services import Services
 from tests.conftest import AIOHTTP_CLIENT
+from tests.guest_http import GuestTestServer
 from tests.nova.seeded import SECRET, SeededNova, seed_nova
 
 
@@ -43,7 +43,7 @@ async def nova_services(nova: SeededNova, tmp_path: Path) -> AsyncIterator[Servi
 
 @pytest.fixture
 async def guest(aiohttp_client: AIOHTTP_CLIENT, nova_services: Services) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await aiohttp_client(build_guest_app(nova_services))
+    client: TestClient[Any, Any] = await aiohttp_client(GuestTestServer(nova_services))
     return client
 
 
@@ -220,6 +220,29 @@ async def test_a_cold_leaf_costs_at_most_two_statements_and_a_warm_one_none(
     before = statements(nova_services)
     assert (await get(guest, "/latest/meta-data/instance-id", uuid, 0))[0] == 200
     assert statements(nova_services) - before == 0
+
+
+async def test_warm_reads_take_the_express_lane_until_nova_announces_a_change(
+    guest: TestClient[Any, Any], nova: SeededNova, nova_services: Services
+) -> None:
+    assert isinstance(guest.server, GuestTestServer)
+    lane = guest.server.guest_server.lane
+    uuid, path = nova.uuids[1], "/latest/meta-data/instance-id"
+    first = await get(guest, path, uuid, 1)
+    assert await get(guest, path, uuid, 1) == first
+    assert lane.answered == 1
+    # another tenant on a warm instance is refused by the full chain, as Nova refuses it
+    assert (await guest.get(path, headers=signed(uuid, "project-0"))).status == 404
+    assert lane.answered == 1
+    # what a notification does: a new generation, so the next read goes back to the cell
+    assert nova_services.nova is not None
+    await nova_services.nova.generations.bump(uuid)
+    before = statements(nova_services)
+    assert await get(guest, path, uuid, 1) == first
+    assert statements(nova_services) - before >= 1
+    assert lane.answered == 1
+    assert await get(guest, path, uuid, 1) == first
+    assert lane.answered == 2
 
 
 async def test_a_cold_cloud_init_boot_costs_at_most_four_statements(

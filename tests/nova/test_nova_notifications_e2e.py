@@ -17,10 +17,10 @@ import pytest
 from loadtests.nova_peer import NovaCloud
 from loadtests.nova_peer.novarun import run_in_nova
 from loadtests.nova_peer.parity import Identity
-from metadata.app import build_guest_app
 from metadata.services import Services
 from tests import notifications_broker as broker
 from tests.conftest import AIOHTTP_CLIENT
+from tests.guest_http import GuestTestServer
 from tests.nova.test_nova_parity import nova_mode_settings
 
 WAIT = 30.0  # a bound for a test gone wrong, never a timing assertion
@@ -60,7 +60,7 @@ async def test_a_change_saved_by_novas_objects_is_served_at_the_next_read(
     async with Services.open(settings) as services:
         assert services.nova is not None and services.nova.consumer is not None
         assert services.nova.consumer.is_connected
-        guest = await aiohttp_client(build_guest_app(services))
+        guest = await aiohttp_client(GuestTestServer(services))
         instance = cloud.instance("web-1")
         headers = Identity(instance.uuid, instance.project_id, cloud.shared_secret).headers()
 

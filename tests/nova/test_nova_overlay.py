@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from metadata.admin.routes import build_admin_app
-from metadata.app import build_guest_app
 from metadata.services import Services
 from tests.conftest import AIOHTTP_CLIENT
+from tests.guest_http import GuestTestServer
 from tests.nova.seeded import SeededNova, seed_nova
 from tests.nova.test_nova_invalidation import ADMIN_TOKEN, nova_settings
 from tests.nova.test_nova_mode import signed
@@ -28,7 +28,7 @@ NOVAS = b"#cloud-config\nhostname: vm-0\n"
 async def clients(tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT) -> AsyncIterator[Clients]:
     nova = await seed_nova(tmp_path)
     async with Services.open(nova_settings(nova, tmp_path)) as services:
-        guest = await aiohttp_client(build_guest_app(services))
+        guest = await aiohttp_client(GuestTestServer(services))
         bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         admin = await aiohttp_client(build_admin_app(services), headers=bearer)
         yield nova, services, guest, admin
