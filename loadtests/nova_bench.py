@@ -17,7 +17,8 @@ the bare aiohttp floor (`loadtests/floor.py`), and runs each scenario against ea
   instances asked once before (inside Nova's cache), wrk -c16;
 - cold leaf: every request a new instance (wrk walks a list of instances once);
 - boots side by side / overlapping: cloud-init's OpenStack boot (`loadtests/storm.py`) by
-  new instances, 16 connections.
+  new instances, 16 connections, driven by a raw Protocol client (`loadtests/wire.py`);
+  the same storm on the floor is the driver's own ceiling.
 With the Nova source (`metadata/nova/`), a third side runs the same scenarios: ours in Nova
 mode (`metadata serve --nova-config`) on the cloud's own databases, as a SELECT-only MariaDB
 user of its own (`nova_peer/grants.py`), so that its statements are counted apart.
@@ -46,7 +47,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from loadtests import storm
+from loadtests import storm, wire
 from loadtests.bench import (
     LEAF,
     Limits,
@@ -121,7 +122,7 @@ class Report:
                 f"{row.scenario:<32}{row.unit + '/s':>7}{o.rate:>9,.0f}{o.p50_ms:>8.1f}"
                 f"{o.p99_ms:>9.1f}{row.per_unit(o):>6}{n.rate:>8,.0f}{n.p50_ms:>8.1f}"
                 f"{n.p99_ms:>9.1f}{row.per_unit(n):>6}{ratio:>10}{floor_rate:>8}"
-                f"{floor_ratio:>11}{o.errors + n.errors:>7}"
+                f"{floor_ratio:>11}{o.errors + n.errors + (f.errors if f else 0):>7}"
             )
         return out + self.notes
 
@@ -319,7 +320,7 @@ async def boot_run(
             p99_ms=done.percentile_ms(0.99),
             errors=done.errors,
             instances=done.boots,
-            driver="asyncio",
+            driver="wire",
         )
 
     return await side.counted(run)
@@ -341,11 +342,12 @@ async def scenarios(
         results[name]["warm leaf"] = await leaf_run(
             side, instances, instances.warm, args, folder, once=False
         )
-    floor_warm = (
-        await leaf_run(Side(floor, None, None), instances, instances.warm, args, folder, False)
-        if floor
-        else None
-    )
+    floor_side = Side(floor, None, None) if floor else None
+    floors: dict[str, Result] = {}
+    if floor_side:
+        floors["warm leaf"] = await leaf_run(
+            floor_side, instances, instances.warm, args, folder, False
+        )
     for name, side in sides.items():
         cold = await leaf_run(side, instances, instances.cold, args, folder, once=True)
         results[name]["cold leaf"] = cold
@@ -365,13 +367,17 @@ async def scenarios(
             results[name][f"boot, {pattern}"] = await boot_run(
                 side, instances, pattern, numbers, args
             )
+        if floor_side:  # the driver's own ceiling, on the same guests and paths
+            floors[f"boot, {pattern}"] = await boot_run(
+                floor_side, instances, pattern, numbers, args
+            )
     nova = results.pop("nova")
     for name, ours in results.items():
         suffix = "" if name == "ours" else f" ({name})"
         for scenario, result in ours.items():
             unit = "boot" if scenario.startswith("boot") else "req"
-            floor_result = floor_warm if scenario == "warm leaf" else None
-            report.rows.append(Row(scenario + suffix, unit, result, nova[scenario], floor_result))
+            row = Row(scenario + suffix, unit, result, nova[scenario], floors.get(scenario))
+            report.rows.append(row)
 
 
 def nova_mode_conf(cloud: NovaCloud, folder: Path) -> tuple[Path, str]:
@@ -434,7 +440,8 @@ def run(args: argparse.Namespace) -> Report:
                 )
             nova_app = starting.result()
             sides["nova"] = Side(nova_app.base_url, None, counter)
-            asyncio.run(scenarios(sides, floor, instances, args, folder, report))
+            with asyncio.Runner(loop_factory=wire.run_event_loop()) as runner:
+                runner.run(scenarios(sides, floor, instances, args, folder, report))
         nova_app.stop()
         describe(cloud, report, nova_mode)
     report.notes.append(f"whole run {time.monotonic() - started:.0f}s; {load_average()}")
@@ -442,7 +449,11 @@ def run(args: argparse.Namespace) -> Report:
 
 
 def driver(args: argparse.Namespace) -> str:
-    return "wrk for the leaves" if wrk_available(args.wrk) else "asyncio client throughout"
+    leaves = "wrk" if wrk_available(args.wrk) else "the asyncio client"
+    return (
+        f"{leaves} for the leaves, loadtests/wire.py for the boots (on the floor: the "
+        "driver's own ceiling)"
+    )
 
 
 def describe(cloud: NovaCloud, report: Report, nova_mode: tuple[Path, str] | None) -> None:
