@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metadata.prefetch import BootPlanner
+from metadata.prefetch import EXACT_SESSIONS, BootPlanner
 from metadata.records import Slice
 
 OPENER = ("/openstack/{version}/meta_data.json", "2018-08-27")
@@ -55,3 +55,18 @@ def test_a_path_asked_twice_in_one_session_counts_once() -> None:
     assert planner.plan(LATER) == frozenset()  # asked in one session of three
     learn(planner, 2)
     assert planner.plan(LATER) == planner.plan(OPENER)
+
+
+def test_a_plan_is_kept_until_enough_new_sessions_change_it() -> None:
+    """Past EXACT_SESSIONS a plan is not worked out again for every request of a storm:
+    it follows the counts once the sessions have grown by REFRESH_SHARE."""
+    planner = BootPlanner()
+    learn(planner, EXACT_SESSIONS)
+    assert planner.plan(OPENER) == {Slice.CORE, Slice.METADATA, Slice.KEYS}
+    # Boots that no longer ask LATER: KEYS falls below SHARE only after as many again.
+    sessions = EXACT_SESSIONS
+    for n in range(sessions, 3 * sessions):
+        planner.observe(f"instance-{n}", OPENER, {Slice.CORE}, cold=True, now=100.0 + n)
+        if n == sessions:
+            assert Slice.KEYS in planner.plan(OPENER)  # kept: one new session
+    assert planner.plan(OPENER) == {Slice.CORE}  # worked out again: 2x the sessions
