@@ -3,13 +3,15 @@
     python -m loadtests.nova_bench                  # 24,025 instances, 6 s a scenario and side
     python -m loadtests.nova_bench --quick          # a tiny run (tests): no figures to keep
     python -m loadtests.nova_bench --no-nova-mode   # without ours in Nova mode
+    python -m loadtests.nova_bench --ours-database postgresql   # store mode on PostgreSQL
 
 Sets up a Nova 34.0.0 cloud with the peer harness (`loadtests/nova_peer/`, MariaDB), where
 Nova's own objects make six instances; `web-1` (user data, metadata, a key pair, a port
 with a floating IP) is then cloned by SQL with new uuids inside the cloud's own databases
 (`loadtests/nova_peer/clone.py`), so that every scenario has fresh instances. The same
 instances (same uuids, project, hostname, user data, metadata, key, address) are imported
-into our service (store mode, SQLite, `metadata instances import`). Then it starts Nova's
+into our service (store mode, SQLite or `--ours-database postgresql`, `metadata instances
+import`). Then it starts Nova's
 app (gunicorn, one sync worker, its default 15 s cache), ours (one process, memory://) and
 the bare aiohttp floor (`loadtests/floor.py`), and runs each scenario against each:
 
@@ -71,6 +73,7 @@ from loadtests.nova_peer.grants import (
 )
 from loadtests.nova_peer.instances import SeededInstance
 from loadtests.nova_peer.statements import StatementCounter
+from loadtests.scratch_database import KINDS, scratch_database
 from loadtests.seed import instance_address
 from metadata.guest.identify import sign
 
@@ -78,6 +81,7 @@ MODEL = "web-1"
 # Without Neutron, Nova mode leaves security-groups out of the EC2 listing (README, "Running
 # in front of Nova"), so cloud-init's crawl, which follows the listing, does not ask it.
 NOVA_MODE_BOOT = tuple(path for path in BOOT if not path.endswith("/security-groups"))
+DATABASE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 LEARNING_BOOTS = 5  # boots before the storms, which teach our prefetch planner the sequence
 KEY_DATA = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBlZXJwZWVycGVlcnBlZXJwZWVycGVlcnBlZXI alpha@cloud.test"
@@ -399,6 +403,7 @@ def run(args: argparse.Namespace) -> Report:
     with (
         tempfile.TemporaryDirectory(prefix="metadata-nova-bench-") as workdir,
         create_nova_cloud("mysql") as cloud,
+        contextlib.ExitStack() as stack_url,
     ):
         folder = Path(workdir)
         made_in = time.monotonic() - started
@@ -406,7 +411,7 @@ def run(args: argparse.Namespace) -> Report:
         uuids = clone_uuids(model.uuid, Instances.needed(args))
         clone_instance(cloud, model.uuid, uuids)
         cloned_in = time.monotonic() - started - made_in
-        url = f"sqlite+aiosqlite:///{workdir}/ours.db"
+        url = stack_url.enter_context(scratch_database(args.ours_database, workdir, "ours"))
         import_ours(model, uuids, url, folder)
         imported_in = time.monotonic() - started - made_in - cloned_in
         instances = Instances.split(uuids, model.project_id, cloud.shared_secret, args)
@@ -443,7 +448,7 @@ def run(args: argparse.Namespace) -> Report:
             with asyncio.Runner(loop_factory=wire.run_event_loop()) as runner:
                 runner.run(scenarios(sides, floor, instances, args, folder, report))
         nova_app.stop()
-        describe(cloud, report, nova_mode)
+        describe(cloud, report, nova_mode, args)
     report.notes.append(f"whole run {time.monotonic() - started:.0f}s; {load_average()}")
     return report
 
@@ -456,9 +461,15 @@ def driver(args: argparse.Namespace) -> str:
     )
 
 
-def describe(cloud: NovaCloud, report: Report, nova_mode: tuple[Path, str] | None) -> None:
+def describe(
+    cloud: NovaCloud,
+    report: Report,
+    nova_mode: tuple[Path, str] | None,
+    args: argparse.Namespace,
+) -> None:
     report.notes.append(
-        "ours: metadata serve, store mode, SQLite, memory://, 1 process; nova: Nova 34.0.0 "
+        f"ours: metadata serve, store mode, {DATABASE_NAMES[args.ours_database]}, memory://, "
+        "1 process; nova: Nova 34.0.0 "
         "metadata app, gunicorn 1 sync worker, MariaDB, [api] metadata_cache_expiration 15; "
         "SQL = statements a request (leaves) or a boot (boots): ours from /v1/stats/paths, "
         f"Nova's from MariaDB's USER_STATISTICS of {cloud.nova_user}"
@@ -496,6 +507,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="per scenario and side")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
+    parser.add_argument(
+        "--ours-database",
+        choices=KINDS,
+        default="sqlite",
+        help="store mode's database: SQLite in the run's folder, or a fresh PostgreSQL "
+        "database on 127.0.0.1:5432 (dropped after)",
+    )
     parser.add_argument(
         "--no-nova-mode",
         dest="nova_mode",
