@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from metadata.lru import LRU
@@ -101,7 +100,7 @@ class BootPlanner:
         self,
         uuid: str,
         key: StatsKey,
-        slices: Iterable[Slice],
+        slices: frozenset[Slice] | set[Slice],
         *,
         cold: bool,
         now: float | None = None,
@@ -121,9 +120,10 @@ class BootPlanner:
             if key != session.opened_by:
                 self._asked_after.setdefault(key, Counter())[session.opened_by] += 1
                 self._changes += 1
-        new = set(slices) - session.slices
-        if new:
-            self._changes += 1
-            session.slices |= new
-            counter = self._together.setdefault(session.opened_by, Counter())
-            counter.update(new)
+        if session.slices.issuperset(slices):  # most requests of a boot: nothing new
+            return
+        new = slices - session.slices
+        self._changes += 1
+        session.slices |= new
+        counter = self._together.setdefault(session.opened_by, Counter())
+        counter.update(new)
