@@ -11,10 +11,9 @@ A path that was asked inside enough sessions opened by another path plans as tha
 does: when a guest's boot requests arrive all at once, whichever of them is read first
 brings the whole boot's slices, so the order of arrival does not change what a boot costs.
 
-A plan is asked on every request of a boot, so it is kept once worked out: exact while few
-sessions have been seen, then worked out again only when the sessions have grown by a
-sixteenth since (the shares it compares settle; a boot storm need not re-count them for
-each of its requests).
+A plan is asked on every request of a boot and stays exact (a statement per cold boot is
+counted by the tests): so it is worked out from counts kept up to date as sessions are
+observed (each path's most frequent opener included), never by sorting them per request.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from metadata.stats import StatsKey
 WINDOW_SECONDS = 5.0
 MIN_SESSIONS = 3
 SHARE = 0.5
-EXACT_SESSIONS = 64  # below this many sessions, a plan is worked out again after each
-REFRESH_SHARE = 1 / 16  # above it, once the sessions have grown by this share
 _NOTHING: Counter[Slice] = Counter()
 
 
@@ -61,38 +58,25 @@ class BootPlanner:
         self.window = window
         self.min_sessions = min_sessions
         self.share = share
-        self._sessions_seen = 0
-        self._changes = 0  # observations that changed a count
-        # path -> (changes and sessions seen when its plan was worked out, the plan)
-        self._plans: dict[StatsKey, tuple[int, int, frozenset[Slice]]] = {}
+        # path -> (its most frequent opener, in how many sessions), kept as they are counted
+        self._top_opener: dict[StatsKey, tuple[StatsKey, int]] = {}
 
     def plan(self, key: StatsKey) -> frozenset[Slice]:
         """The slices worth loading with a cold read through this path: what followed it
         when it opened sessions, else what followed the path whose sessions it is usually
         part of."""
-        seen = self._sessions_seen
-        kept = self._plans.get(key)
-        if kept is not None and (
-            kept[0] == self._changes
-            or (seen >= EXACT_SESSIONS and seen - kept[1] < seen * REFRESH_SHARE)
-        ):
-            return kept[2]
-        plan = self._work_out(key)
-        self._plans[key] = (self._changes, seen, plan)
-        return plan
-
-    def _work_out(self, key: StatsKey) -> frozenset[Slice]:
-        if self._opened[key] >= self.min_sessions:
+        opened = self._opened
+        if opened.get(key, 0) >= self.min_sessions:
             return self._plan_of(key)
-        openers = self._asked_after.get(key)
-        if openers:
-            opener, sessions = openers.most_common(1)[0]
-            if sessions >= self.min_sessions and self._opened[opener] >= self.min_sessions:
+        top = self._top_opener.get(key)
+        if top is not None:
+            opener, sessions = top
+            if sessions >= self.min_sessions and opened.get(opener, 0) >= self.min_sessions:
                 return self._plan_of(opener)
         return frozenset()
 
     def _plan_of(self, key: StatsKey) -> frozenset[Slice]:
-        opened = self._opened[key]
+        opened = self._opened.get(key, 0)
         together = self._together.get(key, _NOTHING)
         return frozenset(s for s, n in together.items() if n >= self.share * opened)
 
@@ -113,17 +97,20 @@ class BootPlanner:
             session = _Session(now, key)
             self._sessions.set(uuid, session)
             self._opened[key] += 1
-            self._sessions_seen += 1
-            self._changes += 1
         if key not in session.keys:
             session.keys.add(key)
             if key != session.opened_by:
-                self._asked_after.setdefault(key, Counter())[session.opened_by] += 1
-                self._changes += 1
+                self._count_opener(key, session.opened_by)
         if session.slices.issuperset(slices):  # most requests of a boot: nothing new
             return
         new = slices - session.slices
-        self._changes += 1
         session.slices |= new
         counter = self._together.setdefault(session.opened_by, Counter())
         counter.update(new)
+
+    def _count_opener(self, key: StatsKey, opener: StatsKey) -> None:
+        openers = self._asked_after.setdefault(key, Counter())
+        openers[opener] += 1
+        top = self._top_opener.get(key)
+        if top is None or openers[opener] > top[1] or top[0] == opener:
+            self._top_opener[key] = (opener, openers[opener])

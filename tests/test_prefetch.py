@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metadata.prefetch import EXACT_SESSIONS, BootPlanner
+from metadata.prefetch import BootPlanner
 from metadata.records import Slice
 
 OPENER = ("/openstack/{version}/meta_data.json", "2018-08-27")
@@ -57,16 +57,22 @@ def test_a_path_asked_twice_in_one_session_counts_once() -> None:
     assert planner.plan(LATER) == planner.plan(OPENER)
 
 
-def test_a_plan_is_kept_until_enough_new_sessions_change_it() -> None:
-    """Past EXACT_SESSIONS a plan is not worked out again for every request of a storm:
-    it follows the counts once the sessions have grown by REFRESH_SHARE."""
+def test_a_new_opener_plans_after_its_third_session_whatever_came_before() -> None:
+    """Plans are exact, however many sessions other paths opened first (a boot storm after
+    a cold-leaf run must not pay a second statement while a plan catches up)."""
     planner = BootPlanner()
-    learn(planner, EXACT_SESSIONS)
+    for n in range(200):
+        planner.observe(f"leaf-{n}", UNRELATED, {Slice.USER_DATA}, cold=True, now=1.0)
+    assert planner.plan(OPENER) == frozenset()
+    learn(planner, 3)
     assert planner.plan(OPENER) == {Slice.CORE, Slice.METADATA, Slice.KEYS}
-    # Boots that no longer ask LATER: KEYS falls below SHARE only after as many again.
-    sessions = EXACT_SESSIONS
-    for n in range(sessions, 3 * sessions):
-        planner.observe(f"instance-{n}", OPENER, {Slice.CORE}, cold=True, now=100.0 + n)
-        if n == sessions:
-            assert Slice.KEYS in planner.plan(OPENER)  # kept: one new session
-    assert planner.plan(OPENER) == {Slice.CORE}  # worked out again: 2x the sessions
+    assert planner.plan(LATER) == planner.plan(OPENER)
+
+
+def test_a_path_plans_as_the_opener_of_most_of_its_sessions() -> None:
+    planner = BootPlanner()
+    learn(planner, 3)  # LATER asked after OPENER three times
+    for n in range(4):  # then after UNRELATED four times
+        planner.observe(f"u-{n}", UNRELATED, {Slice.USER_DATA}, cold=True, now=10.0 + n)
+        planner.observe(f"u-{n}", LATER, {Slice.KEYS}, cold=False, now=10.1 + n)
+    assert planner.plan(LATER) == planner.plan(UNRELATED) == {Slice.USER_DATA, Slice.KEYS}
