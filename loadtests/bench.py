@@ -12,8 +12,9 @@ fresh instance walking BOOT in order on its own connection; (c) a mix of agents 
 warm leaves and boot paths of any instance; (d) boot storms (loadtests/storm.py): new
 instances booting side by side and with overlapping requests, in boots per second.
 wrk (with loadtests/wrk/*.lua) drives (a) and (c) when it is installed, else a bounded
-asyncio client; (b) and (d) always use the asyncio client, since wrk cannot keep one
-guest's sequence on one connection. SQL statements and cache hits
+asyncio client; (b) always uses the asyncio client, since wrk cannot keep one guest's
+sequence on one connection; (d) uses loadtests/wire.py, a raw Protocol client, and runs
+against the floor too: that row is the driver's own ceiling. SQL statements and cache hits
 come from the server's own counters (admin GET /v1/stats/paths), before and after.
 Every run is bounded by time and by count, and traffic goes to loopback only.
 """
@@ -39,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from loadtests import storm
+from loadtests import storm, wire
 from loadtests.cloud_init import OPENSTACK_BOOT as BOOT
 from loadtests.seed import instance_address, instance_uuid, project_id, seed
 from metadata.guest.identify import sign
@@ -442,21 +443,30 @@ async def storm_run(
     return result
 
 
-async def storms(args: argparse.Namespace, server: Server, report: Report) -> None:
+async def storms(
+    args: argparse.Namespace, server: Server, floor: str | None, report: Report
+) -> None:
     """Both patterns, each on its own share of the fresh instances (a boot storm is of
-    new instances: nothing of them is cached)."""
+    new instances: nothing of them is cached), then the same on the floor: the driver's
+    own ceiling, in the same run."""
     first = LEARNING_BOOTS + 1
     share = (args.instances - first) // len(storm.PATTERNS)
     for i, pattern in enumerate(storm.PATTERNS):
         start = first + i * share
         guests = spread(share, start, start + share)
         result = await storm_run(pattern, server.guest, server.admin, guests, args)
-        report.storms.append((result, None))
+        ceiling = (
+            await storm_run(pattern, floor, None, spread(share, start, start + share), args)
+            if floor
+            else None
+        )
+        report.storms.append((result, ceiling))
 
 
 @dataclass
 class Report:
     rows: list[tuple[str, Result, Result | None]] = field(default_factory=list)
+    # (ours, the same storm on the floor)
     storms: list[tuple[storm.StormResult, storm.StormResult | None]] = field(default_factory=list)
     storm_title: str = ""
     notes: list[str] = field(default_factory=list)
@@ -464,24 +474,24 @@ class Report:
     def print_storms(self) -> None:
         head = (
             f"{'(d) boot storm':<16}{'boots':>7}{'boots/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-            f"{'SQL/boot':>10}{'miss/boot':>11}{'errors':>8}{'nova boots/s':>14}"
-            f"{'ours/nova':>11}"
+            f"{'SQL/boot':>10}{'miss/boot':>11}{'errors':>8}{'floor boots/s':>15}"
+            f"{'ours/floor':>12}"
         )
         print(self.storm_title)
         print(head)
         print("-" * len(head))
-        for ours, nova in self.storms:
-            nova_rate = f"{nova.boots_per_second:,.1f}" if nova else "-"
+        for ours, floor in self.storms:
+            floor_rate = f"{floor.boots_per_second:,.1f}" if floor else "-"
             ratio = (
-                f"{ours.boots_per_second / nova.boots_per_second:.1f}"
-                if nova and nova.boots_per_second
+                f"{ours.boots_per_second / floor.boots_per_second:.2f}"
+                if floor and floor.boots_per_second
                 else "-"
             )
             print(
                 f"{ours.pattern:<16}{ours.boots:>7}{ours.boots_per_second:>9,.1f}"
                 f"{ours.percentile_ms(0.5):>9.1f}{ours.percentile_ms(0.99):>9.1f}"
                 f"{ours.per_boot(ours.statements):>10}{ours.per_boot(ours.misses):>11}"
-                f"{ours.errors + (nova.errors if nova else 0):>8}{nova_rate:>14}{ratio:>11}"
+                f"{ours.errors + (floor.errors if floor else 0):>8}{floor_rate:>15}{ratio:>12}"
             )
 
     def print(self) -> None:
@@ -566,9 +576,10 @@ async def run_scenarios(
             await learn_boot(server.guest, 1)
         report.storm_title = (
             f"boot storms: {args.boot_connections} connections, {args.identity} identity, "
-            f"{len(BOOT)} requests a boot, each pattern up to {args.seconds:g}s"
+            f"{len(BOOT)} requests a boot, each pattern up to {args.seconds:g}s; driver "
+            "loadtests/wire.py, whose ceiling is its storm on the floor"
         )
-        await storms(args, server, report)
+        await storms(args, server, floor, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -636,8 +647,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.notes.append(f"seeded {args.instances:,} instances in {seconds:.1f}s")
         with run_server(url, args.cache_url, args.workers, workdir) as server:
             rss_start = rss_mb(server.process.pid)
-            with run_floor() if args.floor else contextlib.nullcontext() as floor:
-                asyncio.run(run_scenarios(args, server, floor, report))
+            with (
+                run_floor() if args.floor else contextlib.nullcontext() as floor,
+                asyncio.Runner(loop_factory=wire.run_event_loop()) as runner,
+            ):
+                runner.run(run_scenarios(args, server, floor, report))
             report.notes.append(
                 f"{args.instances:,} instances, {args.workers} worker(s), cache "
                 f"{args.cache_url}, database {url.split(':')[0]}; server ready in "
@@ -646,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     report.print()
     failed = any(ours.errors for _, ours, _ in report.rows) or any(
-        ours.errors or (nova and nova.errors) for ours, nova in report.storms
+        ours.errors or (floor and floor.errors) for ours, floor in report.storms
     )
     return 1 if failed else 0
 

@@ -3,13 +3,15 @@
     python -m loadtests.nova_bench                  # 24,025 instances, 6 s a scenario and side
     python -m loadtests.nova_bench --quick          # a tiny run (tests): no figures to keep
     python -m loadtests.nova_bench --no-nova-mode   # without ours in Nova mode
+    python -m loadtests.nova_bench --ours-database postgresql   # store mode on PostgreSQL
 
 Sets up a Nova 34.0.0 cloud with the peer harness (`loadtests/nova_peer/`, MariaDB), where
 Nova's own objects make six instances; `web-1` (user data, metadata, a key pair, a port
 with a floating IP) is then cloned by SQL with new uuids inside the cloud's own databases
 (`loadtests/nova_peer/clone.py`), so that every scenario has fresh instances. The same
 instances (same uuids, project, hostname, user data, metadata, key, address) are imported
-into our service (store mode, SQLite, `metadata instances import`). Then it starts Nova's
+into our service (store mode, SQLite or `--ours-database postgresql`, `metadata instances
+import`). Then it starts Nova's
 app (gunicorn, one sync worker, its default 15 s cache), ours (one process, memory://) and
 the bare aiohttp floor (`loadtests/floor.py`), and runs each scenario against each:
 
@@ -17,7 +19,8 @@ the bare aiohttp floor (`loadtests/floor.py`), and runs each scenario against ea
   instances asked once before (inside Nova's cache), wrk -c16;
 - cold leaf: every request a new instance (wrk walks a list of instances once);
 - boots side by side / overlapping: cloud-init's OpenStack boot (`loadtests/storm.py`) by
-  new instances, 16 connections.
+  new instances, 16 connections, driven by a raw Protocol client (`loadtests/wire.py`);
+  the same storm on the floor is the driver's own ceiling.
 With the Nova source (`metadata/nova/`), a third side runs the same scenarios: ours in Nova
 mode (`metadata serve --nova-config`) on the cloud's own databases, as a SELECT-only MariaDB
 user of its own (`nova_peer/grants.py`), so that its statements are counted apart.
@@ -46,7 +49,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from loadtests import storm
+from loadtests import storm, wire
 from loadtests.bench import (
     LEAF,
     Limits,
@@ -70,6 +73,7 @@ from loadtests.nova_peer.grants import (
 )
 from loadtests.nova_peer.instances import SeededInstance
 from loadtests.nova_peer.statements import StatementCounter
+from loadtests.scratch_database import KINDS, scratch_database
 from loadtests.seed import instance_address
 from metadata.guest.identify import sign
 
@@ -77,6 +81,7 @@ MODEL = "web-1"
 # Without Neutron, Nova mode leaves security-groups out of the EC2 listing (README, "Running
 # in front of Nova"), so cloud-init's crawl, which follows the listing, does not ask it.
 NOVA_MODE_BOOT = tuple(path for path in BOOT if not path.endswith("/security-groups"))
+DATABASE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 LEARNING_BOOTS = 5  # boots before the storms, which teach our prefetch planner the sequence
 KEY_DATA = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBlZXJwZWVycGVlcnBlZXJwZWVycGVlcnBlZXI alpha@cloud.test"
@@ -121,7 +126,7 @@ class Report:
                 f"{row.scenario:<32}{row.unit + '/s':>7}{o.rate:>9,.0f}{o.p50_ms:>8.1f}"
                 f"{o.p99_ms:>9.1f}{row.per_unit(o):>6}{n.rate:>8,.0f}{n.p50_ms:>8.1f}"
                 f"{n.p99_ms:>9.1f}{row.per_unit(n):>6}{ratio:>10}{floor_rate:>8}"
-                f"{floor_ratio:>11}{o.errors + n.errors:>7}"
+                f"{floor_ratio:>11}{o.errors + n.errors + (f.errors if f else 0):>7}"
             )
         return out + self.notes
 
@@ -319,7 +324,7 @@ async def boot_run(
             p99_ms=done.percentile_ms(0.99),
             errors=done.errors,
             instances=done.boots,
-            driver="asyncio",
+            driver="wire",
         )
 
     return await side.counted(run)
@@ -341,11 +346,12 @@ async def scenarios(
         results[name]["warm leaf"] = await leaf_run(
             side, instances, instances.warm, args, folder, once=False
         )
-    floor_warm = (
-        await leaf_run(Side(floor, None, None), instances, instances.warm, args, folder, False)
-        if floor
-        else None
-    )
+    floor_side = Side(floor, None, None) if floor else None
+    floors: dict[str, Result] = {}
+    if floor_side:
+        floors["warm leaf"] = await leaf_run(
+            floor_side, instances, instances.warm, args, folder, False
+        )
     for name, side in sides.items():
         cold = await leaf_run(side, instances, instances.cold, args, folder, once=True)
         results[name]["cold leaf"] = cold
@@ -365,13 +371,17 @@ async def scenarios(
             results[name][f"boot, {pattern}"] = await boot_run(
                 side, instances, pattern, numbers, args
             )
+        if floor_side:  # the driver's own ceiling, on the same guests and paths
+            floors[f"boot, {pattern}"] = await boot_run(
+                floor_side, instances, pattern, numbers, args
+            )
     nova = results.pop("nova")
     for name, ours in results.items():
         suffix = "" if name == "ours" else f" ({name})"
         for scenario, result in ours.items():
             unit = "boot" if scenario.startswith("boot") else "req"
-            floor_result = floor_warm if scenario == "warm leaf" else None
-            report.rows.append(Row(scenario + suffix, unit, result, nova[scenario], floor_result))
+            row = Row(scenario + suffix, unit, result, nova[scenario], floors.get(scenario))
+            report.rows.append(row)
 
 
 def nova_mode_conf(cloud: NovaCloud, folder: Path) -> tuple[Path, str]:
@@ -393,6 +403,7 @@ def run(args: argparse.Namespace) -> Report:
     with (
         tempfile.TemporaryDirectory(prefix="metadata-nova-bench-") as workdir,
         create_nova_cloud("mysql") as cloud,
+        contextlib.ExitStack() as stack_url,
     ):
         folder = Path(workdir)
         made_in = time.monotonic() - started
@@ -400,7 +411,7 @@ def run(args: argparse.Namespace) -> Report:
         uuids = clone_uuids(model.uuid, Instances.needed(args))
         clone_instance(cloud, model.uuid, uuids)
         cloned_in = time.monotonic() - started - made_in
-        url = f"sqlite+aiosqlite:///{workdir}/ours.db"
+        url = stack_url.enter_context(scratch_database(args.ours_database, workdir, "ours"))
         import_ours(model, uuids, url, folder)
         imported_in = time.monotonic() - started - made_in - cloned_in
         instances = Instances.split(uuids, model.project_id, cloud.shared_secret, args)
@@ -434,20 +445,31 @@ def run(args: argparse.Namespace) -> Report:
                 )
             nova_app = starting.result()
             sides["nova"] = Side(nova_app.base_url, None, counter)
-            asyncio.run(scenarios(sides, floor, instances, args, folder, report))
+            with asyncio.Runner(loop_factory=wire.run_event_loop()) as runner:
+                runner.run(scenarios(sides, floor, instances, args, folder, report))
         nova_app.stop()
-        describe(cloud, report, nova_mode)
+        describe(cloud, report, nova_mode, args)
     report.notes.append(f"whole run {time.monotonic() - started:.0f}s; {load_average()}")
     return report
 
 
 def driver(args: argparse.Namespace) -> str:
-    return "wrk for the leaves" if wrk_available(args.wrk) else "asyncio client throughout"
+    leaves = "wrk" if wrk_available(args.wrk) else "the asyncio client"
+    return (
+        f"{leaves} for the leaves, loadtests/wire.py for the boots (on the floor: the "
+        "driver's own ceiling)"
+    )
 
 
-def describe(cloud: NovaCloud, report: Report, nova_mode: tuple[Path, str] | None) -> None:
+def describe(
+    cloud: NovaCloud,
+    report: Report,
+    nova_mode: tuple[Path, str] | None,
+    args: argparse.Namespace,
+) -> None:
     report.notes.append(
-        "ours: metadata serve, store mode, SQLite, memory://, 1 process; nova: Nova 34.0.0 "
+        f"ours: metadata serve, store mode, {DATABASE_NAMES[args.ours_database]}, memory://, "
+        "1 process; nova: Nova 34.0.0 "
         "metadata app, gunicorn 1 sync worker, MariaDB, [api] metadata_cache_expiration 15; "
         "SQL = statements a request (leaves) or a boot (boots): ours from /v1/stats/paths, "
         f"Nova's from MariaDB's USER_STATISTICS of {cloud.nova_user}"
@@ -485,6 +507,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="per scenario and side")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-floor", dest="floor", action="store_false")
+    parser.add_argument(
+        "--ours-database",
+        choices=KINDS,
+        default="sqlite",
+        help="store mode's database: SQLite in the run's folder, or a fresh PostgreSQL "
+        "database on 127.0.0.1:5432 (dropped after)",
+    )
     parser.add_argument(
         "--no-nova-mode",
         dest="nova_mode",

@@ -10,13 +10,16 @@ network along; for the EC2 crawl, `instance-id` learns the keys and network.
 A path that was asked inside enough sessions opened by another path plans as that opener
 does: when a guest's boot requests arrive all at once, whichever of them is read first
 brings the whole boot's slices, so the order of arrival does not change what a boot costs.
+
+A plan is asked on every request of a boot and stays exact (a statement per cold boot is
+counted by the tests): so it is worked out from counts kept up to date as sessions are
+observed (each path's most frequent opener included), never by sorting them per request.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from metadata.lru import LRU
@@ -26,6 +29,7 @@ from metadata.stats import StatsKey
 WINDOW_SECONDS = 5.0
 MIN_SESSIONS = 3
 SHARE = 0.5
+_NOTHING: Counter[Slice] = Counter()
 
 
 @dataclass(slots=True)
@@ -54,30 +58,33 @@ class BootPlanner:
         self.window = window
         self.min_sessions = min_sessions
         self.share = share
+        # path -> (its most frequent opener, in how many sessions), kept as they are counted
+        self._top_opener: dict[StatsKey, tuple[StatsKey, int]] = {}
 
     def plan(self, key: StatsKey) -> frozenset[Slice]:
         """The slices worth loading with a cold read through this path: what followed it
         when it opened sessions, else what followed the path whose sessions it is usually
         part of."""
-        if self._opened[key] >= self.min_sessions:
+        opened = self._opened
+        if opened.get(key, 0) >= self.min_sessions:
             return self._plan_of(key)
-        openers = self._asked_after.get(key)
-        if openers:
-            opener, sessions = openers.most_common(1)[0]
-            if sessions >= self.min_sessions and self._opened[opener] >= self.min_sessions:
+        top = self._top_opener.get(key)
+        if top is not None:
+            opener, sessions = top
+            if sessions >= self.min_sessions and opened.get(opener, 0) >= self.min_sessions:
                 return self._plan_of(opener)
         return frozenset()
 
     def _plan_of(self, key: StatsKey) -> frozenset[Slice]:
-        opened = self._opened[key]
-        together = self._together.get(key, Counter())
+        opened = self._opened.get(key, 0)
+        together = self._together.get(key, _NOTHING)
         return frozenset(s for s, n in together.items() if n >= self.share * opened)
 
     def observe(
         self,
         uuid: str,
         key: StatsKey,
-        slices: Iterable[Slice],
+        slices: frozenset[Slice] | set[Slice],
         *,
         cold: bool,
         now: float | None = None,
@@ -93,9 +100,17 @@ class BootPlanner:
         if key not in session.keys:
             session.keys.add(key)
             if key != session.opened_by:
-                self._asked_after.setdefault(key, Counter())[session.opened_by] += 1
-        new = set(slices) - session.slices
-        if new:
-            session.slices |= new
-            counter = self._together.setdefault(session.opened_by, Counter())
-            counter.update(new)
+                self._count_opener(key, session.opened_by)
+        if session.slices.issuperset(slices):  # most requests of a boot: nothing new
+            return
+        new = slices - session.slices
+        session.slices |= new
+        counter = self._together.setdefault(session.opened_by, Counter())
+        counter.update(new)
+
+    def _count_opener(self, key: StatsKey, opener: StatsKey) -> None:
+        openers = self._asked_after.setdefault(key, Counter())
+        openers[opener] += 1
+        top = self._top_opener.get(key)
+        if top is None or openers[opener] > top[1] or top[0] == opener:
+            self._top_opener[key] = (opener, openers[opener])

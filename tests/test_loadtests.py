@@ -170,3 +170,41 @@ def test_the_nova_bench_runs_every_scenario_on_every_side(
         ours_sql, nova_sql, errors = figures[4], figures[8], figures[-1]
         assert ours_sql != "-" and nova_sql != "-" and errors == "0", row
     assert "not answered 200" not in out
+
+
+async def test_a_boot_with_any_answer_not_200_is_an_error(aiohttp_server: Any) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        failing = request.path == "/b" and request.headers["X-Guest"] == "1"
+        return web.Response(text="no", status=404) if failing else web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    for driver in storm.DRIVERS.values():
+        result = await driver(
+            url, iter(range(3)), ["/a", "/b"], lambda n: {"X-Guest": str(n)}, 2, 10
+        )
+        assert (result.boots, result.errors) == (2, 1)
+
+
+async def test_storms_connect_again_when_the_server_closes_after_each_answer(
+    aiohttp_server: Any,
+) -> None:
+    """As gunicorn's sync worker (Nova's app) does: every answer ends its connection."""
+    connections: set[object] = set()
+
+    async def answer(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        connections.add(request.transport.get_extra_info("peername"))  # the client's port
+        return web.Response(text="ok", headers={"Connection": "close"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("")).rstrip("/")
+    for driver in storm.DRIVERS.values():
+        connections.clear()
+        result = await driver(url, iter(range(4)), ["/a", "/b", "/c"], lambda n: {}, 2, 10)
+        assert (result.boots, result.errors) == (4, 0)
+        assert len(connections) == 12  # a connection an answer

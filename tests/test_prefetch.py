@@ -55,3 +55,24 @@ def test_a_path_asked_twice_in_one_session_counts_once() -> None:
     assert planner.plan(LATER) == frozenset()  # asked in one session of three
     learn(planner, 2)
     assert planner.plan(LATER) == planner.plan(OPENER)
+
+
+def test_a_new_opener_plans_after_its_third_session_whatever_came_before() -> None:
+    """Plans are exact, however many sessions other paths opened first (a boot storm after
+    a cold-leaf run must not pay a second statement while a plan catches up)."""
+    planner = BootPlanner()
+    for n in range(200):
+        planner.observe(f"leaf-{n}", UNRELATED, {Slice.USER_DATA}, cold=True, now=1.0)
+    assert planner.plan(OPENER) == frozenset()
+    learn(planner, 3)
+    assert planner.plan(OPENER) == {Slice.CORE, Slice.METADATA, Slice.KEYS}
+    assert planner.plan(LATER) == planner.plan(OPENER)
+
+
+def test_a_path_plans_as_the_opener_of_most_of_its_sessions() -> None:
+    planner = BootPlanner()
+    learn(planner, 3)  # LATER asked after OPENER three times
+    for n in range(4):  # then after UNRELATED four times
+        planner.observe(f"u-{n}", UNRELATED, {Slice.USER_DATA}, cold=True, now=10.0 + n)
+        planner.observe(f"u-{n}", LATER, {Slice.KEYS}, cold=False, now=10.1 + n)
+    assert planner.plan(LATER) == planner.plan(UNRELATED) == {Slice.USER_DATA, Slice.KEYS}

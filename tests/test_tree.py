@@ -285,3 +285,25 @@ async def test_wrong_methods_are_405_with_an_allow_header(
     response = await guest.request(method, path, headers=guest_headers(FULL))
     assert response.status == 405, (method, path)
     assert response.headers["Allow"] == allow
+
+
+def test_a_directory_is_listed_when_a_leaf_below_it_is_present_for_the_version() -> None:
+    """Listings decide a subdirectory from its first present leaf, or at once from a leaf
+    with no presence test: either way exactly what its own listing would hold."""
+    from metadata.guest.tree import Answer, Tree, View
+
+    def body(view: View) -> Answer:
+        return Answer(b"x")
+
+    tree = Tree(
+        [
+            Leaf("a/only-when/x", body, frozenset(), "2010", present=lambda v: v.params == {}),
+            Leaf("b/sometimes", body, frozenset(), "2010", present=lambda v: False),
+            Leaf("c/always", body, frozenset(), "2012"),
+            Leaf("c/later", body, frozenset(), "2010", present=lambda v: False),
+        ],
+        [],
+    )
+    for version, listed in (("2009", []), ("2011", ["a/"]), ("2013", ["a/", "c/"])):
+        view = View({}, version, {})
+        assert tree.listing(tree.root, view) == listed, version

@@ -139,7 +139,13 @@ class Node:
     param: tuple[Param, Node] | None = None
     leaf: Leaf | None = None
     since: str = "~"  # the oldest version any descendant appears in
+    # the oldest version from which a descendant is present for every instance (a leaf
+    # without a presence test, reached without a parameter): a directory known non-empty
+    # without walking it
+    always_since: str = "~"
     listing_needs: frozenset[Slice] = frozenset()
+    # the children in listing order, worked out once
+    ordered: tuple[tuple[str, Node], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +212,7 @@ class Tree:
     def _derive(self, node: Node) -> None:
         if node.leaf is not None:
             node.since = node.leaf.since
+            node.always_since = node.leaf.since if node.leaf.present is None else "~"
             node.listing_needs = node.leaf.present_needs
             return
         needs: set[Slice] = set()
@@ -214,6 +221,7 @@ class Tree:
             self._derive(child)
             needs |= child.listing_needs
             sinces.append(child.since)
+        node.always_since = min((c.always_since for c in node.children.values()), default="~")
         if node.param is not None:
             param, child = node.param
             self._derive(child)
@@ -221,6 +229,8 @@ class Tree:
             sinces.append(child.since)
         node.since = min(sinces, default="~")
         node.listing_needs = frozenset(needs)
+        items = node.children.items()
+        node.ordered = tuple(sorted(items) if self.sorted_listings else items)
 
     def match(self, version: str, segments: list[str]) -> Match | None:
         """Structural match; None when no such path exists in any instance's tree."""
@@ -281,12 +291,11 @@ class Tree:
 
     def listing(self, node: Node, view: View) -> list[str]:
         names = []
-        children = node.children.items()
-        for name, child in sorted(children) if self.sorted_listings else children:
+        for name, child in node.ordered:
             if child.leaf is not None:
                 if _leaf_present(child.leaf, view):
                     names.append(name)
-            elif child.since <= view.version and self.listing(child, view):
+            elif child.since <= view.version and self._has_any(child, view):
                 names.append(name + "/")
         if node.param is not None:
             param, child = node.param
@@ -296,7 +305,7 @@ class Tree:
                 if (
                     _leaf_present(child.leaf, inner)
                     if child.leaf is not None
-                    else self.listing(child, inner)
+                    else self._has_any(child, inner)
                 ):
                     names.append(
                         param.label(view, value)
@@ -304,6 +313,29 @@ class Tree:
                         else value + ("/" if child.leaf is None else "")
                     )
         return names
+
+    def _has_any(self, node: Node, view: View) -> bool:
+        """Whether a directory lists anything (what `listing` would say is non-empty),
+        stopping at the first child present: a listing asks it of every subdirectory."""
+        if node.always_since <= view.version:
+            return True
+        for _, child in node.ordered:
+            if child.leaf is not None:
+                if _leaf_present(child.leaf, view):
+                    return True
+            elif child.since <= view.version and self._has_any(child, view):
+                return True
+        if node.param is not None:
+            param, child = node.param
+            for value in param.values(view):
+                inner = view.with_param(param.name, value)
+                if (
+                    _leaf_present(child.leaf, inner)
+                    if child.leaf is not None
+                    else self._has_any(child, inner)
+                ):
+                    return True
+        return False
 
 
 def _leaf_present(leaf: Leaf, view: View) -> bool:
