@@ -160,6 +160,11 @@ class SliceCache:
             except Exception as exc:
                 self.shared_failed(exc)
         # The in-process tier directly (it is read on every request of a boot).
+        return self.local_many(uuid, generation, names)
+
+    def local_many(self, uuid: str, generation: int, names: Iterable[Slice]) -> dict[Slice, Any]:
+        """What the in-process tier holds of `names`, without awaiting: the whole truth
+        only when no shared tier is configured (`is_local`)."""
         prefix = f"s:{uuid}:{generation}:"
         now = time.monotonic()
         peek = self.local.peek
@@ -169,6 +174,11 @@ class SliceCache:
             if value is not None:
                 found[n] = value
         return found
+
+    @property
+    def is_local(self) -> bool:
+        """Slices live in this process only (memory://)."""
+        return self.shared is None
 
     async def set_many(self, uuid: str, generation: int, values: dict[Slice, Any]) -> None:
         if not values:

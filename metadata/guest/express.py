@@ -2,7 +2,9 @@
 request, handler task or response objects.
 
 Most of what a guest asks has been answered before at its instance's current generation
-(HotAnswers). Such a read is answered here with the same checks as the full chain
+(HotAnswers), or its slices are in the in-process cache (the rest of a new instance's boot
+after its one statement): it is rendered here then, once, and kept. Such a read is answered
+here with the same checks as the full chain
 (service.py), in the same order: who is asking, the rendered answer of their generation,
 the session token, the rate limit; then the statistics row. Who is asking is known at once
 with memory:// coherence (identity.known_caller); with Redis it takes the round trip that
@@ -10,7 +12,7 @@ every request of the tick shares (identity.caller_soon), and the answer is writt
 returns: the exactness check per request is kept. Anything this lane
 does not handle, or that would be refused, goes the full way, which decides (and answers
 errors): a query string, a method but GET, a body, If-None-Match, a forwarded token PUT,
-an unknown caller, an answer not yet rendered, an empty rate-limit bucket.
+an unknown caller, slices not cached in this process, an empty rate-limit bucket.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ExpressLane:
         self._identity = guest.identity
         self._guard = guest.guard
         self._hot = guest.hot
+        self._render_cached = guest.render_cached
         self._stats = guest.services.stats
         self._versions = guest.matcher.version_listing_paths
         self._max_headers = max_headers
@@ -91,6 +94,8 @@ class ExpressLane:
         started: float,
     ) -> bytes | None:
         hot = self._hot.get(caller.instance_uuid, caller.generation, path)
+        if hot is None:
+            hot = self._render_cached(caller, path)
         if hot is None or hot.head is None:
             return None
         try:

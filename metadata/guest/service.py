@@ -152,22 +152,50 @@ class GuestService:
         if "?" in request.raw_path:
             caller = await self.wait(request, destination, caller, cost)
         answer, generation = await self.load_and_render(destination, caller, cost)
+        hot = self.keep(caller.instance_uuid, generation, path, destination, answer)
+        return self.responder.respond(request, answer, hot.etag, caller.instance_uuid, generation)
+
+    def keep(
+        self, uuid: str, generation: int, path: str, destination: Destination, answer: Answer
+    ) -> HotAnswer:
+        """The rendered answer kept for the next read of this path at this generation,
+        with what its row says (and its head prebuilt, for the express lane)."""
+        match = destination.match
+        assert match is not None
+        leaf = match.leaf
         etag = leaf is not None and leaf.etag
-        uuid = caller.instance_uuid
         tag = self.responder.etags.get(uuid, generation, answer.body) if etag else None
-        self.hot.put(
-            uuid,
-            generation,
-            path,
-            HotAnswer(
-                answer,
-                destination.stats_key,
-                etag,
-                match.token_by_default,
-                answer_head(answer.content_type, tag),
-            ),
+        hot = HotAnswer(
+            answer,
+            destination.stats_key,
+            etag,
+            match.token_by_default,
+            answer_head(answer.content_type, tag),
         )
-        return self.responder.respond(request, answer, etag, uuid, generation)
+        self.hot.put(uuid, generation, path, hot)
+        return hot
+
+    def render_cached(self, caller: Caller, path: str) -> HotAnswer | None:
+        """A path not rendered yet at the caller's generation, rendered from slices the
+        in-process cache holds (a new instance's boot after its one statement) and kept,
+        without awaiting; None: the full chain loads (or refuses) it."""
+        try:
+            destination = self.matcher.match(path_segments(path))
+        except MetadataError:
+            return None
+        match = destination.match
+        if match is None:
+            return None
+        uuid, generation = caller.instance_uuid, caller.generation
+        loaded = self.loader.cached_now(uuid, generation, match.needs)
+        if loaded is None:
+            return None
+        self.planner.observe(uuid, destination.stats_key, match.needs, cold=False)
+        try:
+            answer = render(destination, loaded)
+        except MetadataError:
+            return None
+        return self.keep(uuid, generation, path, destination, answer)
 
     async def wait(
         self, request: web.BaseRequest, destination: Destination, caller: Caller, cost: RequestCost
