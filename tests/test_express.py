@@ -282,3 +282,23 @@ async def test_a_new_instance_boot_is_one_statement_then_the_lane_renders_the_re
 async def statements(admin: TestClient[Any, Any]) -> int:
     rows = await (await admin.get("/v1/stats/paths")).json()
     return sum(int(row["db_statements"]) for row in rows["paths"])
+
+
+async def test_requests_sent_while_one_waits_for_redis_are_answered_after_it_in_order(
+    server: GuestTestServer, raw: Raw, put_instance: Any
+) -> None:
+    await put_instance(sample_document(9))
+    headers = guest_headers(9)
+    hostname = (await raw.get(OTHER, headers))[2]
+    assert (await raw.get(LEAF, headers))[0] == 200
+    for _ in range(3):
+        # separate writes: the later ones may arrive while the first waits for its round trip
+        await raw.send(raw.request(LEAF, headers))
+        await raw.send(raw.request("/latest/meta-data/no-such-leaf", headers))
+        await raw.send(raw.request(OTHER, headers))
+        got = [await raw.response() for _ in range(3)]
+        assert [(status, body) for status, _, body in got][::2] == [
+            (200, instance_address(9).encode()),
+            (200, hostname),
+        ]
+        assert got[1][0] == 404

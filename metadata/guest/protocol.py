@@ -8,7 +8,7 @@ its bytes are written at once and the request never reaches the queue. Order is 
 lane is asked only while the connection is idle (aiohttp's loop waits for a request and
 nothing is queued) and only until the first request it passes on; every later request of
 that read goes the full way behind it. A read that waits for the shared coherence (Redis)
-holds the connection's reading, and what came behind it, until it is answered. A client
+holds what arrives behind it until it is answered. A client
 that does not read its answers stops getting express ones once the socket's write buffer
 fills, so aiohttp's flow control holds it as before.
 
@@ -20,7 +20,7 @@ answering.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +32,8 @@ from metadata.mget_batch import Values
 
 # Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
 WRITE_BUFFER_LIMIT = 64 * 1024
+# Requests held behind one waiting for Redis before the connection's reading is paused.
+MAX_HELD = 16
 
 
 class ExpressParser:
@@ -48,8 +50,13 @@ class ExpressParser:
 
     def feed_data(self, data: bytes) -> Any:
         messages, upgraded, tail = self._parser.feed_data(data)
-        if messages and self._protocol.is_idle():
-            messages = self._protocol.answer_express(messages)
+        protocol = self._protocol
+        if messages:
+            if protocol.held is not None:
+                protocol.hold(messages)
+                return (), upgraded, tail
+            if protocol.is_idle():
+                messages = protocol.answer_express(messages)
         return messages, upgraded, tail
 
 
@@ -66,7 +73,9 @@ class GuestProtocol(web.RequestHandler):
         self._lane = lane
         self._lane_open = lane_open
         self._peer = ""
-        self._deferred = False
+        # while a read waits for the shared coherence: it and what arrived behind it
+        self.held: list[Any] | None = None
+        self._held_paused = False
         self._express_parser = ExpressParser(self._parser, self)
         self._parser = self._express_parser  # type: ignore[assignment]
 
@@ -80,7 +89,7 @@ class GuestProtocol(web.RequestHandler):
         waiter = self._waiter
         transport = self.transport
         return (
-            not self._deferred
+            self.held is None
             and waiter is not None
             and not waiter.done()
             and not self._messages
@@ -118,28 +127,37 @@ class GuestProtocol(web.RequestHandler):
         self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
 
     def _defer(self, deferred: Deferred, messages: list[Any]) -> None:
-        """Hold this read (the first of `messages`) and everything behind it until the
-        shared coherence answers; nothing more is read meanwhile."""
-        self._deferred = True
-        self._pause_transport_reading()
+        """Hold this read (the first of `messages`) and everything behind it, and what
+        arrives meanwhile, until the shared coherence answers."""
+        self.held = list(messages)
 
         def done(future: asyncio.Future[Values]) -> None:
-            self._deferred = False
+            held, self.held = self.held or [], None
+            if self._held_paused:
+                self._held_paused = False
+                if not self._reading_paused and not self._buffer_paused:
+                    self._resume_transport_reading()
             transport = self.transport
             if transport is None or self._force_close:
                 return  # the connection went meanwhile
             failed = future.cancelled() or future.exception() is not None
             # A failed round trip: the full chain asks again, and marks Redis down.
             answer = None if failed else deferred.complete(future.result())
-            rest = messages
             if answer is not None:
                 self._sent(transport, answer)
-                rest = messages[1:]
-            self._enqueue(rest)
-            if not self._reading_paused and not self._buffer_paused:
-                self._resume_transport_reading()
+                held = held[1:]
+            self._enqueue(held)
 
         deferred.future.add_done_callback(done)
+
+    def hold(self, messages: Sequence[Any]) -> None:
+        """Requests that arrived behind a held read: queued after it, in order. A client
+        that keeps sending meanwhile is paused, as aiohttp pauses a full queue."""
+        assert self.held is not None
+        self.held.extend(messages)
+        if len(self.held) >= MAX_HELD and not self._held_paused:
+            self._held_paused = True
+            self._pause_transport_reading()
 
     def _enqueue(self, messages: list[Any]) -> None:
         """What aiohttp's data_received does with parsed requests: queue, wake its loop."""
