@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from metadata.config import mask_url_password
 from metadata.errors import StoreUnavailable
@@ -81,6 +83,8 @@ class NovaDatabase:
         )
         self.counter = StatementCounter()
         self._compiled: dict[Select[Any], Compiled | None] = {}
+        # asyncmy: pre-compiled reads go to the pooled driver connection itself.
+        self.reads_on_driver = self.engine.dialect.driver == "asyncmy"
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._check)
 
     def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -128,6 +132,8 @@ class NovaDatabase:
         every execution, which costs a cold read more CPU than the driver does. The
         engine's events still see it (the SELECT-only check, the counter)."""
         compiled = self._compile(query)
+        if compiled is not None and self.reads_on_driver:
+            return await self._first_on_driver(compiled, compiled.parameters(values))
         async with self.read() as conn:
             if compiled is None:
                 result = await conn.execute(query, dict(values))
@@ -135,6 +141,40 @@ class NovaDatabase:
                 result = await conn.exec_driver_sql(compiled.sql, compiled.parameters(values))
             row = result.first()
         return None if row is None else row._asdict()
+
+    async def _first_on_driver(
+        self, compiled: Compiled, parameters: tuple[Any, ...]
+    ) -> Mapping[str, Any] | None:
+        """The statement on a connection of the engine's pool, sent by the driver itself:
+        SQLAlchemy's Connection and execution context around it cost a cold read about as
+        much CPU as the driver (docs/PERFORMANCE.md). The SELECT-only check and the
+        counter run here, before the wire, as the engine's events do."""
+        self._check(None, None, compiled.sql, parameters)
+        dbapi_errors: Any = self.engine.dialect.loaded_dbapi.Error
+        try:
+            pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        except (dbapi_errors, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(
+                f"Nova {self.name} database unavailable: {type(exc).__name__}"
+            ) from exc
+        try:
+            driver = pooled.driver_connection
+            assert driver is not None  # a checked-out connection
+            cursor = driver.cursor()
+            await cursor.execute(compiled.sql, parameters)
+            row = await cursor.fetchone()
+            names = [column[0] for column in cursor.description or ()]
+            await cursor.close()
+        except BaseException as exc:
+            # A connection in an unknown state (an error, a cancelled read) never goes back.
+            await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, dbapi_errors | OSError | TimeoutError):
+                raise StoreUnavailable(
+                    f"Nova {self.name} database unavailable: {type(exc).__name__}"
+                ) from exc
+            raise
+        await greenlet_spawn(pooled.close)
+        return None if row is None else dict(zip(names, row, strict=True))
 
     async def ping(self) -> None:
         async with self.read() as conn:
