@@ -51,12 +51,12 @@ async def test_driver_rows_are_sqlalchemys_rows(
     for names in every:
         query = statement(names, cell.engine.dialect.name)
         before = cell.counter.total
-        mine = await cell.first(query, {"uuid": uuid})
+        mine = await cell.rows(query, {"uuid": uuid})
         assert cell.counter.total == before + 1
         async with cell.read() as conn:
-            row = (await conn.execute(query, {"uuid": uuid})).first()
-        assert row is not None and mine == row._asdict(), sorted(names)
-    assert await cell.first(statement(SQL_SLICES, "mysql"), {"uuid": "no-such-uuid"}) is None
+            theirs = [row._asdict() for row in (await conn.execute(query, {"uuid": uuid})).all()]
+        assert mine and sorted(map(repr, mine)) == sorted(map(repr, theirs)), sorted(names)
+    assert await cell.rows(statement(SQL_SLICES, "mysql"), {"uuid": "no-such-uuid"}) == []
 
 
 async def test_a_failed_read_is_unavailable_and_its_connection_is_not_kept(
