@@ -86,6 +86,7 @@ class NovaDatabase:
         self._compiled: dict[Query, Compiled | None] = {}
         # asyncmy: pre-compiled reads go to the pooled driver connection itself.
         self.reads_on_driver = self.engine.dialect.driver == "asyncmy"
+        self._driver_errors: Any = self.engine.dialect.loaded_dbapi.Error
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._check)
 
     def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -153,10 +154,9 @@ class NovaDatabase:
         much CPU as the driver (docs/PERFORMANCE.md). The SELECT-only check and the
         counter run here, before the wire, as the engine's events do."""
         self._check(None, None, compiled.sql, parameters)
-        dbapi_errors: Any = self.engine.dialect.loaded_dbapi.Error
         try:
             pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
-        except (dbapi_errors, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+        except (self._driver_errors, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(
                 f"Nova {self.name} database unavailable: {type(exc).__name__}"
             ) from exc
@@ -171,7 +171,7 @@ class NovaDatabase:
         except BaseException as exc:
             # A connection in an unknown state (an error, a cancelled read) never goes back.
             await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
-            if isinstance(exc, dbapi_errors | OSError | TimeoutError):
+            if isinstance(exc, self._driver_errors | OSError | TimeoutError):
                 raise StoreUnavailable(
                     f"Nova {self.name} database unavailable: {type(exc).__name__}"
                 ) from exc

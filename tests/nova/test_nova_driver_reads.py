@@ -5,10 +5,11 @@ unavailable without leaving its connection in the pool. On the session's MariaDB
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import column, select, table
+from sqlalchemy import column, func, select, table
 
 from loadtests.nova_peer import NovaCloud
 from metadata.errors import StoreUnavailable
@@ -70,6 +71,28 @@ async def test_a_failed_read_is_unavailable_and_its_connection_is_not_kept(
     assert api.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     uuid_row = await api.first(MAPPING, {"uuid": "no-such-uuid"})
     assert uuid_row is None  # the pool still answers
+
+
+async def test_a_cancelled_read_does_not_leave_its_connection_in_the_pool(
+    cells: CellDirectory,
+) -> None:
+    api = cells.api
+    assert api is not None
+    pool = api.engine.sync_engine.pool
+    slow = asyncio.ensure_future(api.first(select(func.sleep(5).label("slept")), {}))
+    for _ in range(1000):  # until the read holds its connection (then sends and waits)
+        if pool.checkedout():  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    await asyncio.sleep(0.05)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    # Had it gone back, the next read on it would meet the sleeping query's late answer.
+    for _ in range(3):
+        assert await api.first(MAPPING, {"uuid": "no-such-uuid"}) is None
 
 
 async def test_an_unreachable_database_is_unavailable() -> None:
