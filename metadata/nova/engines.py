@@ -107,7 +107,8 @@ class NovaDatabase:
                 yield conn
         except WriteRefused:
             raise
-        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+        except (OperationalError, DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+            # sa_exc.TimeoutError: no pooled connection within the timeout.
             raise StoreUnavailable(
                 f"Nova {self.name} database unavailable: {type(exc).__name__}"
             ) from exc

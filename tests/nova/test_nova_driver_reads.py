@@ -6,6 +6,7 @@ unavailable without leaving its connection in the pool. On the session's MariaDB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -102,3 +103,19 @@ async def test_an_unreachable_database_is_unavailable() -> None:
             await nowhere.first(MAPPING, {"uuid": "any"})
     finally:
         await nowhere.dispose()
+
+
+@pytest.mark.parametrize("driver", ["asyncmy", "aiomysql"])
+async def test_a_full_pool_is_unavailable_after_the_timeout(
+    nova_cloud_mysql: NovaCloud, driver: str
+) -> None:
+    url = async_database_url(nova_cloud_mysql.database_urls["api"], "api")
+    api = NovaDatabase("API", url.replace("mysql+asyncmy", f"mysql+{driver}"), timeout=0.2)
+    try:
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(30):  # pool_size 10 + max_overflow 20
+                await held.enter_async_context(api.engine.connect())
+            with pytest.raises(StoreUnavailable, match="API"):
+                await api.first(MAPPING, {"uuid": "no-such-uuid"})
+    finally:
+        await api.dispose()
