@@ -18,16 +18,19 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, event, text
+from sqlalchemy import CompoundSelect, Select, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from metadata.config import mask_url_password
 from metadata.errors import StoreUnavailable
 from metadata.store.engine import StatementCounter
 
 log = logging.getLogger(__name__)
+Query = Select[Any] | CompoundSelect[Any]
 _FIRST_WORD = re.compile(r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*(\w+)", re.DOTALL)
 
 
@@ -80,7 +83,10 @@ class NovaDatabase:
             **options,
         )
         self.counter = StatementCounter()
-        self._compiled: dict[Select[Any], Compiled | None] = {}
+        self._compiled: dict[Query, Compiled | None] = {}
+        # asyncmy: pre-compiled reads go to the pooled driver connection itself.
+        self.reads_on_driver = self.engine.dialect.driver == "asyncmy"
+        self._driver_errors: Any = self.engine.dialect.loaded_dbapi.Error
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._check)
 
     def _check(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -101,12 +107,13 @@ class NovaDatabase:
                 yield conn
         except WriteRefused:
             raise
-        except (OperationalError, DBAPIError, OSError, TimeoutError) as exc:
+        except (OperationalError, DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+            # sa_exc.TimeoutError: no pooled connection within the timeout.
             raise StoreUnavailable(
                 f"Nova {self.name} database unavailable: {type(exc).__name__}"
             ) from exc
 
-    def _compile(self, query: Select[Any]) -> Compiled | None:
+    def _compile(self, query: Query) -> Compiled | None:
         """The query as the driver's SQL, once; None when it cannot be sent as such (named
         parameters, or parameters expanded at execution)."""
         if query not in self._compiled:
@@ -120,21 +127,58 @@ class NovaDatabase:
             )
         return self._compiled[query]
 
-    async def first(
-        self, query: Select[Any], values: Mapping[str, Any]
-    ) -> Mapping[str, Any] | None:
-        """The first row of a SELECT built once (`query` is kept: pass the same object).
-        Sent pre-compiled: SQLAlchemy otherwise walks the statement for its cache key on
+    async def first(self, query: Query, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The first row of `rows`."""
+        found = await self.rows(query, values)
+        return found[0] if found else None
+
+    async def rows(self, query: Query, values: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The rows of a SELECT built once (`query` is kept: pass the same object). Sent
+        pre-compiled: SQLAlchemy otherwise walks the statement for its cache key on
         every execution, which costs a cold read more CPU than the driver does. The
         engine's events still see it (the SELECT-only check, the counter)."""
         compiled = self._compile(query)
+        if compiled is not None and self.reads_on_driver:
+            return await self._rows_on_driver(compiled, compiled.parameters(values))
         async with self.read() as conn:
             if compiled is None:
                 result = await conn.execute(query, dict(values))
             else:
                 result = await conn.exec_driver_sql(compiled.sql, compiled.parameters(values))
-            row = result.first()
-        return None if row is None else row._asdict()
+            return [row._asdict() for row in result.all()]
+
+    async def _rows_on_driver(
+        self, compiled: Compiled, parameters: tuple[Any, ...]
+    ) -> list[Mapping[str, Any]]:
+        """The statement on a connection of the engine's pool, sent by the driver itself:
+        SQLAlchemy's Connection and execution context around it cost a cold read about as
+        much CPU as the driver (docs/PERFORMANCE.md). The SELECT-only check and the
+        counter run here, before the wire, as the engine's events do."""
+        self._check(None, None, compiled.sql, parameters)
+        try:
+            pooled = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        except (self._driver_errors, sa_exc.TimeoutError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(
+                f"Nova {self.name} database unavailable: {type(exc).__name__}"
+            ) from exc
+        try:
+            driver = pooled.driver_connection
+            assert driver is not None  # a checked-out connection
+            cursor = driver.cursor()
+            await cursor.execute(compiled.sql, parameters)
+            found = await cursor.fetchall()
+            names = [column[0] for column in cursor.description or ()]
+            await cursor.close()
+        except BaseException as exc:
+            # A connection in an unknown state (an error, a cancelled read) never goes back.
+            await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, self._driver_errors | OSError | TimeoutError):
+                raise StoreUnavailable(
+                    f"Nova {self.name} database unavailable: {type(exc).__name__}"
+                ) from exc
+            raise
+        await greenlet_spawn(pooled.close)
+        return [dict(zip(names, row, strict=True)) for row in found]
 
     async def ping(self) -> None:
         async with self.read() as conn:

@@ -2,20 +2,30 @@
 
 Every slice is a set of columns on one row of `instances` (the live row of the uuid),
 LEFT JOINed to `instance_extra` and `instance_info_caches` (one live row per instance)
-when a slice needs them; the tables with several rows per instance (metadata, system
-metadata, block devices) and the EC2 id tables are correlated scalar subqueries that
-aggregate to JSON in SQL. So any set of slices is ONE statement.
+when a slice needs them, the EC2 id tables as correlated scalar subqueries; the tables with
+several rows per instance (metadata, system metadata, block devices) come as rows of their
+own after it, in the same statement (UNION ALL, each row marked with its `part`). So any
+set of slices is ONE statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from metadata.nova import decode
 from metadata.nova import schema as n
@@ -29,15 +39,19 @@ from metadata.records import (
 
 i, ie, iic = n.instances, n.instance_extra, n.instance_info_caches
 Row = Mapping[str, Any]
+UUID = bindparam("uuid", type_=i.c.uuid.type)
+PART = "part"  # 0: the instance row; n: a row of the n-th several-rows table
 
 
-def json_rows(dialect: str, *columns: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The aggregate of one JSON array per row, as the database spells it."""
-    if dialect == "postgresql":
-        return func.json_agg(func.json_build_array(*columns))
-    if dialect in ("mysql", "mariadb"):
-        return func.json_arrayagg(func.json_array(*columns))
-    return func.json_group_array(func.json_array(*columns))
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A table with several rows per instance, sent as rows of their own: aggregated to
+    JSON in a subquery they cost MariaDB about 0.3 ms of CPU a statement (GROUP_CONCAT's
+    set-up), ten times the indexed look-ups around them (docs/PERFORMANCE.md)."""
+
+    name: str  # decoding reads row[name]: one list of `columns` values per row
+    columns: tuple[ColumnElement[Any], ...]
+    where: ColumnElement[Any]  # its rows of the instance whose uuid is the parameter
 
 
 def aggregated(row: Row, name: str) -> list[list[Any]]:
@@ -62,6 +76,7 @@ class NovaSlice:
     decode: Callable[[Row, NovaContext], Any]
     extra: bool = False  # needs the instance_extra join
     info_cache: bool = False  # needs the instance_info_caches join
+    rows: tuple[Rows, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +87,34 @@ class NovaContext:
     generation: int
 
 
+_bdm = n.block_device_mapping
+BDM_ROWS = Rows(
+    "bdm_rows",
+    (
+        _bdm.c.id,
+        _bdm.c.source_type,
+        _bdm.c.destination_type,
+        _bdm.c.guest_format,
+        _bdm.c.device_name,
+    ),
+    (_bdm.c.instance_uuid == UUID) & (_bdm.c.deleted == 0),
+)
+_m = n.instance_metadata
+METADATA_ROWS = Rows(
+    "metadata_rows",
+    (_m.c.key, _m.c.value),
+    (_m.c.instance_uuid == UUID) & (_m.c.deleted == 0),
+)
+_s = n.instance_system_metadata
+PASSWORD_ROWS = Rows(
+    "password_rows",
+    (_s.c.key, _s.c.value),
+    # No deleted filter: Nova's system metadata join has none (removals are hard deletes).
+    (_s.c.instance_uuid == UUID) & _s.c.key.like("password\\_%", escape="\\"),
+)
+
+
 def _core_columns(dialect: str) -> list[ColumnElement[Any]]:
-    bdm = n.block_device_mapping
     return [
         *(
             i.c[name]
@@ -101,19 +142,6 @@ def _core_columns(dialect: str) -> list[ColumnElement[Any]]:
         _ec2_number(n.s3_images, i.c.image_ref, "ec2_image"),
         _ec2_number(n.s3_images, i.c.kernel_id, "ec2_kernel"),
         _ec2_number(n.s3_images, i.c.ramdisk_id, "ec2_ramdisk"),
-        select(
-            json_rows(
-                dialect,
-                bdm.c.id,
-                bdm.c.source_type,
-                bdm.c.destination_type,
-                bdm.c.guest_format,
-                bdm.c.device_name,
-            )
-        )
-        .where((bdm.c.instance_uuid == i.c.uuid) & (bdm.c.deleted == 0))
-        .scalar_subquery()
-        .label("bdm_rows"),
     ]
 
 
@@ -170,35 +198,15 @@ def _core(row: Row, context: NovaContext) -> InstanceCore:
     )
 
 
-def _metadata_columns(dialect: str) -> list[ColumnElement[Any]]:
-    m = n.instance_metadata
-    return [
-        select(json_rows(dialect, m.c.key, m.c.value))
-        .where((m.c.instance_uuid == i.c.uuid) & (m.c.deleted == 0))
-        .scalar_subquery()
-        .label("metadata_rows")
-    ]
-
-
-def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
-    s = n.instance_system_metadata
-    # No deleted filter: Nova's system metadata join has none (removals are hard deletes).
-    return [
-        select(json_rows(dialect, s.c.key, s.c.value))
-        .where((s.c.instance_uuid == i.c.uuid) & s.c.key.like("password\\_%", escape="\\"))
-        .scalar_subquery()
-        .label("password_rows")
-    ]
-
-
 SLICES: dict[Slice, NovaSlice] = {
     s.slice: s
     for s in (
-        NovaSlice(Slice.CORE, _core_columns, _core, extra=True),
+        NovaSlice(Slice.CORE, _core_columns, _core, extra=True, rows=(BDM_ROWS,)),
         NovaSlice(
             Slice.METADATA,
-            _metadata_columns,
+            lambda _: [],
             lambda row, _: MetadataItems({k: v for k, v in aggregated(row, "metadata_rows")}),
+            rows=(METADATA_ROWS,),
         ),
         NovaSlice(
             Slice.KEYS,
@@ -219,10 +227,11 @@ SLICES: dict[Slice, NovaSlice] = {
         ),
         NovaSlice(
             Slice.PASSWORD,
-            _password_columns,
+            lambda _: [],
             lambda row, _: Password(
                 decode.password((k, v) for k, v in aggregated(row, "password_rows"))
             ),
+            rows=(PASSWORD_ROWS,),
         ),
         # Nova's static vendor data is global (nova.conf), never per instance.
         NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
@@ -231,12 +240,13 @@ SLICES: dict[Slice, NovaSlice] = {
 
 
 @lru_cache(maxsize=256)
-def statement(names: frozenset[Slice], dialect: str) -> Select[Any]:
-    """The one SELECT that brings these slices of the live instance row whose uuid is the
-    `uuid` parameter. Built once per set of slices: building it took longer than the
-    database took to answer it, and one object keeps SQLAlchemy's compiled cache hot."""
+def statement(names: frozenset[Slice], dialect: str) -> Select[Any] | CompoundSelect[Any]:
+    """The one statement that brings these slices of the live instance row whose uuid is
+    the `uuid` parameter (`instance_row` puts its rows together). Built once per set of
+    slices: building it took longer than the database took to answer it, and one object
+    keeps SQLAlchemy's compiled cache hot."""
     chosen = [SLICES[name] for name in sorted(names, key=lambda s: s.value)]
-    columns: list[ColumnElement[Any]] = [i.c.uuid.label("found_uuid")]
+    columns: list[ColumnElement[Any]] = [i.c.id.label("instance_row_id")]
     for definition in chosen:
         columns.extend(definition.columns(dialect))
     source: Any = i
@@ -244,13 +254,53 @@ def statement(names: frozenset[Slice], dialect: str) -> Select[Any]:
         source = source.outerjoin(ie, (ie.c.instance_uuid == i.c.uuid) & (ie.c.deleted == 0))
     if any(d.info_cache for d in chosen):
         source = source.outerjoin(iic, (iic.c.instance_uuid == i.c.uuid) & (iic.c.deleted == 0))
-    return (
-        select(*columns)
+    live = (i.c.uuid == UUID) & (i.c.deleted == 0)
+    several = [rows for d in chosen for rows in d.rows]
+    if not several:
+        return select(*columns).select_from(source).where(live).order_by(i.c.id).limit(1)
+    # Every part has every column (NULL where not its own); the instance row has part 0.
+    names_of = [column.name for column in columns]
+    own = [[f"{rows.name}_{n}" for n in range(len(rows.columns))] for rows in several]
+
+    def nulls(labels: Sequence[str]) -> list[ColumnElement[Any]]:
+        return [null().label(label) for label in labels]
+
+    parts = [
+        select(
+            literal_column("0").label(PART),
+            *columns,
+            *(column for labels in own for column in nulls(labels)),
+        )
         .select_from(source)
-        .where((i.c.uuid == bindparam("uuid", type_=i.c.uuid.type)) & (i.c.deleted == 0))
-        .order_by(i.c.id)
-        .limit(1)
-    )
+        .where(live)
+    ]
+    for number, rows in enumerate(several, 1):
+        values: list[ColumnElement[Any]] = [literal_column(str(number)).label(PART)]
+        values.extend(nulls(names_of))
+        for other, labels in enumerate(own, 1):
+            if other == number:
+                values.extend(c.label(label) for c, label in zip(rows.columns, labels, strict=True))
+            else:
+                values.extend(nulls(labels))
+        parts.append(select(*values).where(rows.where))
+    return union_all(*parts)
+
+
+def instance_row(rows: Sequence[Row], names: frozenset[Slice]) -> Row | None:
+    """The statement's rows as decoding reads them: the instance row (the first by id, as
+    Nova's `.first()`; uuids are unique) with each several-rows table's rows under its
+    name; None when the uuid has no live instance row."""
+    instances = [row for row in rows if row.get(PART, 0) == 0]
+    if not instances:
+        return None
+    found = dict(min(instances, key=lambda row: row["instance_row_id"]))
+    chosen = [SLICES[name] for name in sorted(names, key=lambda s: s.value)]
+    for number, several in enumerate((r for d in chosen for r in d.rows), 1):
+        labels = [f"{several.name}_{n}" for n in range(len(several.columns))]
+        found[several.name] = [
+            [row[label] for label in labels] for row in rows if row[PART] == number
+        ]
+    return found
 
 
 def decode_row(row: Row, names: frozenset[Slice], context: NovaContext) -> dict[Slice, Any]:

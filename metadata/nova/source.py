@@ -16,7 +16,7 @@ from metadata.nova.cells import CellDirectory, Location
 from metadata.nova.generations import NovaGenerations
 from metadata.nova.neutron import NeutronSecurityGroups
 from metadata.nova.overlay import UserDataOverlay
-from metadata.nova.slices import NovaContext, decode_row, statement
+from metadata.nova.slices import NovaContext, decode_row, instance_row, statement
 from metadata.records import InstanceDocument, Slice
 from metadata.sources.base import SliceRead
 
@@ -61,13 +61,14 @@ class NovaSource:
         self, location: Location, uuid: str, names: frozenset[Slice], generation: int
     ) -> SliceRead | None:
         cell = location.cell
-        query = statement(names & SQL_SLICES, cell.engine.dialect.name)
+        wanted = names & SQL_SLICES
+        query = statement(wanted, cell.engine.dialect.name)
         groups: asyncio.Task[tuple[str, ...] | None] | None = None
         if Slice.CORE in names and self.neutron is not None:
             # Asked beside the SELECT, not after it: a cold read waits for the slower one.
             groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
         try:
-            row = await cell.first(query, {"uuid": uuid})
+            row = instance_row(await cell.rows(query, {"uuid": uuid}), wanted)
         except BaseException:
             if groups is not None:
                 groups.cancel()
@@ -77,7 +78,7 @@ class NovaSource:
                 groups.cancel()
             return None
         context = NovaContext(self.dhcp_domain, generation)
-        slices: dict[Slice, Any] = decode_row(row, names & SQL_SLICES, context)
+        slices: dict[Slice, Any] = decode_row(row, wanted, context)
         if groups is not None and (names_found := await groups) is not None:
             slices[Slice.CORE] = dataclasses.replace(
                 slices[Slice.CORE], security_groups=names_found, security_groups_known=True

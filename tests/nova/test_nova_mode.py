@@ -209,14 +209,14 @@ async def test_identity_as_nova(guest: TestClient[Any, Any], nova: SeededNova) -
     assert (await guest.get(path, headers=signed(unknown, "project-0"))).status == 404
 
 
-async def test_a_cold_leaf_costs_at_most_two_statements_and_a_warm_one_none(
+async def test_a_cold_leaf_costs_two_statements_and_a_warm_one_none(
     guest: TestClient[Any, Any], nova: SeededNova, nova_services: Services
 ) -> None:
     uuid = nova.uuids[0]
     before = statements(nova_services)
     assert (await get(guest, "/latest/meta-data/instance-id", uuid, 0))[0] == 200
-    cold = statements(nova_services) - before
-    assert cold <= 2
+    # The instance mapping in the API database, then the one SELECT on its cell.
+    assert statements(nova_services) - before == 2
     before = statements(nova_services)
     assert (await get(guest, "/latest/meta-data/instance-id", uuid, 0))[0] == 200
     assert statements(nova_services) - before == 0
@@ -243,6 +243,46 @@ async def test_warm_reads_take_the_express_lane_until_nova_announces_a_change(
     assert lane.answered == 1
     assert await get(guest, path, uuid, 1) == first
     assert lane.answered == 2
+
+
+@pytest.fixture
+async def per_cell_guest(
+    nova: SeededNova, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
+    """`[api] local_metadata_per_cell = True`: as Nova's handler then, the local cell only
+    (no API database configured at all)."""
+    conf = tmp_path / "per-cell.conf"
+    conf.write_text(
+        "[api]\nlocal_metadata_per_cell = True\n"
+        f"[database]\nconnection = sqlite:///{tmp_path}/nova_cell1.db\n"
+        f"[neutron]\nmetadata_proxy_shared_secret = {SECRET}\n",
+        encoding="utf-8",
+    )
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/per-cell-metadata.db",
+        admin_tokens={"admin": "test-admin-token-0123456789"},
+        admin_token_file=str(tmp_path / "per-cell-admin-token"),
+        rate_limit=None,
+        nova_config=(str(conf),),
+    )
+    async with Services.open(settings) as services:
+        yield await aiohttp_client(GuestTestServer(services)), services
+
+
+async def test_per_cell_mode_a_cold_leaf_is_one_statement_and_the_tenant_its_rows(
+    per_cell_guest: tuple[TestClient[Any, Any], Services], nova: SeededNova
+) -> None:
+    guest, services = per_cell_guest
+    assert services.nova is not None and services.nova.cells.api is None
+    path = "/latest/meta-data/instance-id"
+    before = statements(services)
+    assert (await get(guest, path, nova.uuids[0], 0))[0] == 200
+    assert statements(services) - before == 1  # no mapping look-up: the cell's SELECT only
+    # The tenant is checked against the instance row: a wrong one is a 404, as in Nova.
+    before = statements(services)
+    wrong = await guest.get(path, headers=signed(nova.uuids[1], "project-0"))
+    assert wrong.status == 404
+    assert statements(services) - before == 1
 
 
 async def test_a_cold_cloud_init_boot_costs_at_most_four_statements(

@@ -41,8 +41,11 @@ def test_a_plain_url_and_a_bad_template_are_used_as_they_are() -> None:
 @pytest.mark.parametrize(
     ("nova", "ours"),
     [
-        ("mysql+pymysql://n:p@db/nova?charset=utf8", "mysql+aiomysql://n:p@db/nova?charset=utf8"),
-        ("mysql://n:p@db/nova", "mysql+aiomysql://n:p@db/nova"),
+        ("mysql+pymysql://n:p@db/nova?charset=utf8", "mysql+asyncmy://n:p@db/nova?charset=utf8"),
+        ("mysql://n:p@db/nova", "mysql+asyncmy://n:p@db/nova"),
+        ("mysql+mysqldb://n:p@db/nova", "mysql+asyncmy://n:p@db/nova"),
+        # A URL that names aiomysql keeps it.
+        ("mysql+aiomysql://n:p@db/nova", "mysql+aiomysql://n:p@db/nova"),
         ("postgresql+psycopg2://n@db/nova", "postgresql+asyncpg://n@db/nova"),
         ("postgresql://n@db/nova", "postgresql+asyncpg://n@db/nova"),
         ("sqlite:////var/lib/nova/nova.sqlite", "sqlite+aiosqlite:////var/lib/nova/nova.sqlite"),
