@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from metadata.records import (
+    BootRoles,
     DynamicVendorData,
     FixedIP,
     Flavor,
@@ -25,6 +26,7 @@ from metadata.records import (
     Password,
     Port,
     Route,
+    SecurityGroups,
     Slice,
     UserData,
     VendorData,
@@ -87,6 +89,8 @@ DECODERS: dict[Slice, Callable[[Any], Any]] = {
     Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"]),
     Slice.PASSWORD: lambda raw: Password(raw["value"]),
     Slice.DYNAMIC_VENDOR_DATA: lambda raw: DynamicVendorData(raw["answers"]),
+    Slice.SECURITY_GROUPS: lambda raw: SecurityGroups(tuple(raw["names"]), raw["known"]),
+    Slice.BOOT_ROLES: lambda raw: BootRoles(raw["value"]),
 }
 
 

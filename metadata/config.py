@@ -116,6 +116,11 @@ class Settings:
     nova_config: tuple[str, ...] = ()
     # Seconds a slice read from Nova may be served without Nova announcing a change.
     nova_max_staleness: float = 15.0
+    # Seconds Neutron's answer on an instance's security groups is reused without asking
+    # again (0: asked once per generation of the instance).
+    nova_neutron_max_staleness: float = 15.0
+    # Seconds that answer may still be served while Neutron cannot answer (0: never).
+    nova_neutron_stale_if_error: float = 300.0
     # The notification transport, instead of nova.conf's (rabbit:// or amqp://).
     nova_notification_url: str | None = None
 
@@ -487,6 +492,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": parse_log_format,
     "nova_config": parse_file_list,
     "nova_max_staleness": parse_positive_seconds,
+    "nova_neutron_max_staleness": parse_seconds,
+    "nova_neutron_stale_if_error": parse_seconds,
     "nova_notification_url": parse_url(("rabbit://", "rabbits://", "amqp://", "amqps://")),
 }
 # Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token

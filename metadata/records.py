@@ -22,6 +22,11 @@ class Slice(enum.Enum):
     PASSWORD = "password"
     # Not read from SQL: the answers of the configured external vendor-data services.
     DYNAMIC_VENDOR_DATA = "dynamic_vendor_data"
+    # Derived: from CORE in store mode, from Neutron's API in Nova mode (no SQL there).
+    SECURITY_GROUPS = "security_groups"
+    # Nova mode only: the roles of the token that booted the instance (system metadata),
+    # which Nova's dynamic vendor data POSTs.
+    BOOT_ROLES = "boot_roles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,22 @@ class DynamicVendorData:
 
 @dataclass(frozen=True, slots=True)
 class Password:
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroups:
+    """The instance's group names, in the order served; `known` False: nobody could say
+    (Nova without Neutron's answer), so the leaf is unlisted rather than empty."""
+
+    names: tuple[str, ...] = ()
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BootRoles:
+    """Nova's `boot_roles` system metadata: comma-separated role names, "" when absent."""
+
     value: str = ""
 
 

@@ -20,7 +20,7 @@ from metadata.nova.cells import CellDirectory
 from metadata.nova.conf import NovaConfig, load_nova_config
 from metadata.nova.engines import NovaDatabase
 from metadata.nova.generations import NovaGenerations
-from metadata.nova.neutron import NeutronSecurityGroups, open_neutron_session
+from metadata.nova.neutron import Bounds, NeutronSecurityGroups, open_neutron_session
 from metadata.nova.notifications import NotificationConsumer
 from metadata.nova.notifications_counters import NotificationCounters
 from metadata.nova.source import NovaSource
@@ -139,8 +139,11 @@ async def open_nova(
         deployment = NovaDeployment(conf, cells, generations, source, static_vendor_data(conf))
         if conf.neutron is not None:
             session = open_neutron_session()
+            bounds = Bounds(
+                settings.nova_neutron_max_staleness, settings.nova_neutron_stale_if_error
+            )
             deployment.neutron = NeutronSecurityGroups(
-                conf.neutron, session, settings.cache_max_entries
+                conf.neutron, session, settings.cache_max_entries, bounds
             )
             source.neutron = deployment.neutron
         else:

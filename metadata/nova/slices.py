@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from metadata.nova import decode
 from metadata.nova import schema as n
 from metadata.records import (
+    BootRoles,
     InstanceCore,
     MetadataItems,
     Password,
@@ -191,6 +192,19 @@ def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
     ]
 
 
+def _boot_roles_columns(dialect: str) -> list[ColumnElement[Any]]:
+    s = n.instance_system_metadata
+    # Nova reads it through the same join as passwords (no deleted filter).
+    return [
+        select(s.c.value)
+        .where((s.c.instance_uuid == i.c.uuid) & (s.c.key == "boot_roles"))
+        .order_by(s.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("boot_roles")
+    ]
+
+
 SLICES: dict[Slice, NovaSlice] = {
     s.slice: s
     for s in (
@@ -226,6 +240,11 @@ SLICES: dict[Slice, NovaSlice] = {
         ),
         # Nova's static vendor data is global (nova.conf), never per instance.
         NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
+        NovaSlice(
+            Slice.BOOT_ROLES,
+            _boot_roles_columns,
+            lambda row, _: BootRoles(row["boot_roles"] or ""),
+        ),
     )
 }
 

@@ -16,13 +16,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
 
 from metadata.providers.base import Provider
-from metadata.records import DynamicVendorData, InstanceCore, MetadataItems, Slice, UserData
+from metadata.records import (
+    BootRoles,
+    DynamicVendorData,
+    InstanceCore,
+    MetadataItems,
+    Slice,
+    UserData,
+)
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("ok", "timeout", "error", "bad_json")
@@ -60,7 +68,6 @@ class NoDynamicVendorDataProvider(Provider):
 
 class DynamicVendorDataProvider(Provider):
     slice = Slice.DYNAMIC_VENDOR_DATA
-    requires: ClassVar[frozenset[Slice]] = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
 
     def __init__(
         self,
@@ -68,7 +75,14 @@ class DynamicVendorDataProvider(Provider):
         timeout: float,
         session: aiohttp.ClientSession,
         outcomes: TargetOutcomes,
+        nova: NovaContext | None = None,
     ) -> None:
+        """`nova`: in Nova mode, the body is Nova's exactly (its boot roles, its raw
+        hostname); else the instance document's, which has no boot roles."""
+        self.requires = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
+        if nova is not None:
+            self.requires |= {Slice.BOOT_ROLES}
+        self.nova = nova
         self.targets = dict(targets)
         self.timeout = timeout
         self.outcomes = outcomes
@@ -84,7 +98,7 @@ class DynamicVendorDataProvider(Provider):
         key = (uuid, core.generation)
         task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._ask_all(request_body(inputs)))
+            task = asyncio.ensure_future(self._ask_all(request_body(inputs, self.nova)))
             self._in_flight[key] = task
             task.add_done_callback(lambda _: self._in_flight.pop(key, None))
         # shield: a guest that hangs up must not cancel the round other guests wait on.
@@ -134,11 +148,26 @@ class DynamicVendorDataProvider(Provider):
         return False, None
 
 
-def request_body(inputs: Mapping[Slice, Any]) -> bytes:
-    """The context Nova's DynamicJSON POSTs (vendordata_dynamic.py)."""
+@dataclass(frozen=True, slots=True)
+class NovaContext:
+    """What Nova mode's body needs beyond the slices: nova.conf's `[api] dhcp_domain`, which
+    the served hostname carries and Nova's body does not."""
+
+    dhcp_domain: str
+
+
+def request_body(inputs: Mapping[Slice, Any], nova: NovaContext | None = None) -> bytes:
+    """The context Nova's DynamicJSON POSTs (vendordata_dynamic.py `_do_request`)."""
     core: InstanceCore = inputs[Slice.CORE]
     items: MetadataItems = inputs[Slice.METADATA]
     user_data: UserData = inputs[Slice.USER_DATA]
+    hostname, boot_roles = core.hostname, ""
+    if nova is not None:
+        # Nova POSTs `instance.hostname`, the column, and `system_metadata['boot_roles']`
+        # (','.join of the booting token's roles, compute manager `_build_and_run_instance`).
+        hostname = _without_domain(hostname, nova.dhcp_domain)
+        roles: BootRoles = inputs[Slice.BOOT_ROLES]
+        boot_roles = roles.value
     return orjson.dumps(
         {
             "project-id": core.project_id,
@@ -148,10 +177,16 @@ def request_body(inputs: Mapping[Slice, Any]) -> bytes:
             "user-data": None
             if user_data.data is None
             else base64.b64encode(user_data.data).decode(),
-            "hostname": core.hostname,
+            "hostname": hostname,
             "metadata": dict(items.items),
-            # Nova reads the roles of the user who booted the instance from system metadata;
-            # instance documents carry none.
-            "boot-roles": "",
+            # Instance documents carry no boot roles: "" as Nova sends when there are none.
+            "boot-roles": boot_roles,
         }
     )
+
+
+def _without_domain(hostname: str, domain: str) -> str:
+    """The Nova column back from the served name: one `.<dhcp_domain>` off the end, which is
+    exactly what the Nova source appended."""
+    suffix = "." + domain if domain else ""
+    return hostname[: -len(suffix)] if suffix and hostname.endswith(suffix) else hostname
