@@ -97,7 +97,12 @@ class NovaDeployment:
             "databases": [str(d) for d in self.cells.databases],
             "notifications": None
             if self.consumer is None
-            else {"broker": self.counters.broker, "connected": self.consumer.is_connected},
+            else {
+                "broker": self.counters.broker,
+                "connected": self.consumer.is_connected,
+                "brokers": list(self.counters.brokers),
+                "failovers": self.counters.failovers,
+            },
         }
 
     @property
