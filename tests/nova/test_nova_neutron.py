@@ -233,6 +233,24 @@ async def test_paths_that_render_no_group_never_ask_neutron_even_when_it_hangs(
     assert neutron.requests == []
 
 
+async def test_a_boot_that_learned_to_ask_for_groups_does_not_prefetch_them(
+    nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    """The boot planner learns that boots ask for security-groups; still, the other paths'
+    reads never derive them: only the leaf itself waits for Neutron."""
+    async with Services.open(settings(nova, tmp_path, neutron.conf(timeout="1"))) as opened:
+        guest = await aiohttp_client(build_guest_app(opened))
+        paths = ("/latest/meta-data/instance-id", "/latest/user-data", LEAF)
+        for number in (0, 2, 3):
+            neutron.serve_names(nova.uuids[number], ["default"])
+            await boot_statements(guest, opened, nova, number, paths)
+        asked = neutron.count("GET", "/network/v2.0/ports")
+        assert asked == 3
+        neutron.hold = asyncio.Event()  # from now on Neutron never answers
+        await boot_statements(guest, opened, nova, 4, paths[:2])
+        assert neutron.count("GET", "/network/v2.0/ports") == asked
+
+
 async def test_the_groups_are_their_own_slice_asked_once_however_many_ask_at_once(
     guest: TestClient[Any, Any], nova: SeededNova, neutron: FakeNeutron, services: Services
 ) -> None:
