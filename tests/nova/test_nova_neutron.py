@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from metadata import codec
 from metadata.admin.routes import build_admin_app
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.errors import InvalidSettings
 from metadata.nova.conf import load_nova_config
+from metadata.records import SecurityGroups, Slice
 from metadata.services import Services
 from tests.conftest import ADMIN_TOKEN, AIOHTTP_CLIENT
 from tests.nova.fake_neutron import FakeNeutron, fake_neutron
@@ -323,6 +325,14 @@ async def test_without_credentials_the_leaf_stays_unlisted_and_neutron_is_never_
         assert (await get(guest, LEAF, nova.uuids[0], 0))[0] == 404
         assert "security-groups" not in await listing(guest, nova.uuids[0], 0)
     assert neutron.requests == []
+
+
+@pytest.mark.parametrize(
+    "value", [SecurityGroups(("default", "7c2e")), SecurityGroups((), known=False)]
+)
+def test_the_slice_survives_the_shared_cache_codec(value: SecurityGroups) -> None:
+    encoded = codec.encode(Slice.SECURITY_GROUPS, value)
+    assert codec.decode(Slice.SECURITY_GROUPS, encoded) == value
 
 
 @pytest.mark.parametrize(
