@@ -103,7 +103,8 @@ async def nova_document(source: NovaSource, uuid: str) -> InstanceDocument:
     if found is None:
         raise InstanceNotFound(f"no instance {uuid}")
     slices = dict(found.slices)
-    if source.neutron is not None and (names := await source.neutron.of_instance(uuid)):
+    names = None if source.neutron is None else await source.neutron.of_instance(uuid)
+    if names is not None:  # () too: Neutron said the ports carry no group
         slices[Slice.CORE] = dataclasses.replace(
             slices[Slice.CORE], security_groups=names, security_groups_known=True
         )

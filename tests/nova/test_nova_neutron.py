@@ -305,6 +305,20 @@ async def test_an_answer_older_than_stale_if_error_is_not_served_while_neutron_i
         assert (await get(guest, "/latest/meta-data/hostname", uuid, 0))[0] == 200
 
 
+async def test_the_admin_document_carries_neutrons_groups(
+    nova: SeededNova, neutron: FakeNeutron, services: Services, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    neutron.serve_names(nova.uuids[0], ["default", "web"])
+    neutron.ports[nova.uuids[1]] = [[]]
+    admin = await aiohttp_client(
+        build_admin_app(services), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    for uuid, expected in ((nova.uuids[0], ["default", "web"]), (nova.uuids[1], [])):
+        response = await admin.get(f"/v1/instances/{uuid}")
+        assert response.status == 200
+        assert (await response.json())["security_groups"] == expected
+
+
 async def test_endpoint_override_is_used_instead_of_the_catalog(
     nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
 ) -> None:
