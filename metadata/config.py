@@ -156,8 +156,23 @@ class Settings:
 
 
 def mask_url_password(url: str) -> str:
-    """`postgresql+asyncpg://u:secret@db/x` -> `postgresql+asyncpg://u:***@db/x`."""
-    return _URL_PASSWORD.sub(r"\1:***@\3", url)
+    """`postgresql+asyncpg://u:secret@db/x` -> `postgresql+asyncpg://u:***@db/x`; each host of
+    an oslo.messaging multi-host URL (`rabbit://u:p@h1,u2:p2@h2/vhost`) masked on its own."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    entries = netloc.split(",")
+    # An entry without `@` before one with it: a comma inside credentials (not a URL oslo
+    # can read either); everything up to the last `@` is masked then.
+    broken = any("@" not in e and "@" in "".join(entries[i + 1 :]) for i, e in enumerate(entries))
+    if not sep or len(entries) == 1 or broken:
+        return _URL_PASSWORD.sub(r"\1:***@\3", url)
+    hosts = []
+    for host in entries:
+        credentials, at, address = host.rpartition("@")
+        if at and ":" in credentials:
+            credentials = credentials.partition(":")[0] + ":***"
+        hosts.append(f"{credentials}{at}{address}")
+    return f"{scheme}://{','.join(hosts)}{slash}{tail}"
 
 
 def _text(value: Any) -> str:
