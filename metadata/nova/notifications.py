@@ -181,7 +181,9 @@ class NotificationConsumer:
                 if not isinstance(exc, (TimeoutError, *CONNECTION_EXCEPTIONS)):
                     raise
                 error = f"{broker}: {type(exc).__name__}: {exc}{_hint(exc)}"
-                log.info("Nova notifications: %s", error)
+                # DEBUG: a broker down for an hour is retried every few seconds; the
+                # WARNING at start or at the loss already names it.
+                log.debug("Nova notifications: %s", error)
                 continue
             if self._current >= 0 and index != self._current:
                 self.counters.failovers += 1
