@@ -24,9 +24,6 @@ class Slice(enum.Enum):
     DYNAMIC_VENDOR_DATA = "dynamic_vendor_data"
     # Derived: from CORE in store mode, from Neutron's API in Nova mode (no SQL there).
     SECURITY_GROUPS = "security_groups"
-    # Nova mode only: the roles of the token that booted the instance (system metadata),
-    # which Nova's dynamic vendor data POSTs.
-    BOOT_ROLES = "boot_roles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +157,12 @@ class UserData:
 
 @dataclass(frozen=True, slots=True)
 class VendorData:
+    """The instance's own vendor data (store mode), and what the dynamic vendor data POST
+    is built from besides the core slice: in Nova mode the `boot_roles` system metadata
+    (comma-separated role names of the token that booted it), "" when absent."""
+
     data: Mapping[str, Any] = field(default_factory=dict)
+    boot_roles: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +185,6 @@ class SecurityGroups:
 
     names: tuple[str, ...] = ()
     known: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class BootRoles:
-    """Nova's `boot_roles` system metadata: comma-separated role names, "" when absent."""
-
-    value: str = ""
 
 
 @dataclass(frozen=True, slots=True)

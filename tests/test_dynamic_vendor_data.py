@@ -22,7 +22,7 @@ from metadata.config import load_settings
 from metadata.document import parse_document
 from metadata.errors import InvalidSettings
 from metadata.providers.dynamic_vendor_data import NovaContext, request_body
-from metadata.records import BootRoles, DynamicVendorData, MetadataItems, Slice, UserData
+from metadata.records import DynamicVendorData, MetadataItems, Slice, UserData, VendorData
 from metadata.services import Services
 from tests.documents import guest_headers, sample_document
 
@@ -228,8 +228,10 @@ def test_the_slice_survives_the_shared_cache_codec() -> None:
 
 
 def test_nova_boot_roles_survive_the_shared_cache_codec() -> None:
-    value = BootRoles("member,reader")
-    assert codec.decode(Slice.BOOT_ROLES, codec.encode(Slice.BOOT_ROLES, value)) == value
+    value = VendorData({"a": 1}, boot_roles="member,reader")
+    assert codec.decode(Slice.VENDOR_DATA, codec.encode(Slice.VENDOR_DATA, value)) == value
+    # cached before the field existed: the default
+    assert codec.decode(Slice.VENDOR_DATA, b'{"data": {}}') == VendorData({})
 
 
 def test_nova_mode_posts_the_boot_roles_and_the_hostname_column() -> None:
@@ -238,7 +240,7 @@ def test_nova_mode_posts_the_boot_roles_and_the_hostname_column() -> None:
         Slice.CORE: core,
         Slice.METADATA: MetadataItems({}),
         Slice.USER_DATA: UserData(None),
-        Slice.BOOT_ROLES: BootRoles("member,reader"),
+        Slice.VENDOR_DATA: VendorData({}, boot_roles="member,reader"),
     }
     body = orjson.loads(request_body(inputs, NovaContext("cloud.test")))
     assert (body["hostname"], body["boot-roles"]) == ("web-1", "member,reader")

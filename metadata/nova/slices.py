@@ -20,7 +20,6 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from metadata.nova import decode
 from metadata.nova import schema as n
 from metadata.records import (
-    BootRoles,
     InstanceCore,
     MetadataItems,
     Password,
@@ -192,9 +191,12 @@ def _password_columns(dialect: str) -> list[ColumnElement[Any]]:
     ]
 
 
-def _boot_roles_columns(dialect: str) -> list[ColumnElement[Any]]:
+def _vendor_data_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """Nova's static vendor data is global (nova.conf), never per instance; what is per
+    instance is the boot roles DynamicJSON POSTs. In this slice because every path that
+    renders dynamic vendor data reads it too: the roles never cost a statement of their own.
+    No deleted filter, as in Nova's system metadata join."""
     s = n.instance_system_metadata
-    # Nova reads it through the same join as passwords (no deleted filter).
     return [
         select(s.c.value)
         .where((s.c.instance_uuid == i.c.uuid) & (s.c.key == "boot_roles"))
@@ -238,12 +240,10 @@ SLICES: dict[Slice, NovaSlice] = {
                 decode.password((k, v) for k, v in aggregated(row, "password_rows"))
             ),
         ),
-        # Nova's static vendor data is global (nova.conf), never per instance.
-        NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
         NovaSlice(
-            Slice.BOOT_ROLES,
-            _boot_roles_columns,
-            lambda row, _: BootRoles(row["boot_roles"] or ""),
+            Slice.VENDOR_DATA,
+            _vendor_data_columns,
+            lambda row, _: VendorData({}, row["boot_roles"] or ""),
         ),
     )
 }

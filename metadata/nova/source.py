@@ -28,7 +28,6 @@ SQL_SLICES = frozenset(
         Slice.USER_DATA,
         Slice.PASSWORD,
         Slice.VENDOR_DATA,
-        Slice.BOOT_ROLES,
     }
 )
 

@@ -24,12 +24,12 @@ import orjson
 
 from metadata.providers.base import Provider
 from metadata.records import (
-    BootRoles,
     DynamicVendorData,
     InstanceCore,
     MetadataItems,
     Slice,
     UserData,
+    VendorData,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class DynamicVendorDataProvider(Provider):
         hostname); else the instance document's, which has no boot roles."""
         self.requires = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
         if nova is not None:
-            self.requires |= {Slice.BOOT_ROLES}
+            # The boot roles: vendor_data2.json reads this slice anyway.
+            self.requires |= {Slice.VENDOR_DATA}
         self.nova = nova
         self.targets = dict(targets)
         self.timeout = timeout
@@ -166,8 +167,8 @@ def request_body(inputs: Mapping[Slice, Any], nova: NovaContext | None = None) -
         # Nova POSTs `instance.hostname`, the column, and `system_metadata['boot_roles']`
         # (','.join of the booting token's roles, compute manager `_build_and_run_instance`).
         hostname = _without_domain(hostname, nova.dhcp_domain)
-        roles: BootRoles = inputs[Slice.BOOT_ROLES]
-        boot_roles = roles.value
+        vendor: VendorData = inputs[Slice.VENDOR_DATA]
+        boot_roles = vendor.boot_roles
     return orjson.dumps(
         {
             "project-id": core.project_id,
