@@ -142,6 +142,7 @@ class Services:
                 outcomes,
                 nova=None if nova is None else NovaContext(nova.conf.dhcp_domain),
                 security_groups=None if nova is None else security_groups_provider(nova.neutron),
+                vendor_data_token=None if nova is None else nova.vendordata_token,
             )
             source: SliceSource = StoreSource(db) if nova is None else nova.source
             loader = SliceLoader(source, providers, cache)

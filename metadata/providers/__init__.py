@@ -13,6 +13,7 @@ from metadata.providers.dynamic_vendor_data import (
     NoDynamicVendorDataProvider,
     NovaContext,
     TargetOutcomes,
+    TokenSource,
 )
 from metadata.providers.security_groups import SecurityGroupsFromCore
 from metadata.records import Slice
@@ -26,14 +27,17 @@ def build_providers(
     *,
     nova: NovaContext | None = None,
     security_groups: Provider | None = None,
+    vendor_data_token: TokenSource | None = None,
 ) -> dict[Slice, Provider]:
     """One provider per slice. Dynamic vendor data needs the configured targets and the
     shared client session; without either it is the provider that does no I/O. `nova`:
     its body is Nova's. Security groups come from the core slice unless a provider for
-    them is given (Nova mode's asks Neutron)."""
+    them is given (Nova mode's asks Neutron). `vendor_data_token`: the POSTs carry it."""
     if targets and session is not None:
         outcomes = Counter() if vendor_data_outcomes is None else vendor_data_outcomes
-        dynamic: Provider = DynamicVendorDataProvider(targets, timeout, session, outcomes, nova)
+        dynamic: Provider = DynamicVendorDataProvider(
+            targets, timeout, session, outcomes, nova, vendor_data_token
+        )
     else:
         dynamic = NoDynamicVendorDataProvider()
     derived = [dynamic, security_groups or SecurityGroupsFromCore()]
@@ -42,4 +46,4 @@ def build_providers(
     return providers
 
 
-__all__ = ["NovaContext", "Provider", "build_providers"]
+__all__ = ["NovaContext", "Provider", "TokenSource", "build_providers"]

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -57,6 +57,22 @@ def open_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, headers=HEADERS, trust_env=False)
 
 
+class TokenUnavailable(Exception):
+    """The token source has no token to give (the message says why)."""
+
+
+class TokenSource(Protocol):
+    """Where a Keystone token for the POSTs comes from (Nova's `[vendordata_dynamic_auth]`)."""
+
+    async def current(self) -> str:
+        """A token to send; raises TokenUnavailable."""
+        ...
+
+    def refused(self, token: str) -> None:
+        """A service answered 401 to it: the next `current()` gets a new one."""
+        ...
+
+
 class NoDynamicVendorDataProvider(Provider):
     """No service is configured: an empty slice that requires nothing and does no I/O."""
 
@@ -76,9 +92,13 @@ class DynamicVendorDataProvider(Provider):
         session: aiohttp.ClientSession,
         outcomes: TargetOutcomes,
         nova: NovaContext | None = None,
+        token: TokenSource | None = None,
     ) -> None:
         """`nova`: in Nova mode, the body is Nova's exactly (its boot roles, its raw
-        hostname); else the instance document's, which has no boot roles."""
+        hostname); else the instance document's, which has no boot roles. `token`: each
+        POST carries one as `X-Auth-Token` (a 401 gets one new token and one retry, as
+        keystoneauth's session does)."""
+        self.token = token
         self.requires = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
         if nova is not None:
             # The boot roles: vendor_data2.json reads this slice anyway.
@@ -116,16 +136,13 @@ class DynamicVendorDataProvider(Provider):
         """(True, the JSON answer), or (False, None) when this target is left out."""
         url = self.targets[name]
         try:
-            # One deadline for all of it, queueing for a slot included; no redirects: a
-            # POST goes to the configured URL only.
-            async with (
-                asyncio.timeout(self.timeout),
-                self._slots,
-                self._session.post(url, data=body, allow_redirects=False) as resp,
-            ):
-                if not 200 <= resp.status < 300:
-                    return self._failed(name, "error", f"HTTP {resp.status}")
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
+            # One deadline for all of it, queueing for a slot included.
+            async with asyncio.timeout(self.timeout), self._slots:
+                status, raw = await self._post(url, body)
+            if not 200 <= status < 300:
+                return self._failed(name, "error", f"HTTP {status}")
+        except TokenUnavailable as exc:
+            return self._failed(name, "error", f"no token: {exc}")
         except TimeoutError:
             return self._failed(name, "timeout", f"no answer within {self.timeout:g} s")
         except (aiohttp.ClientError, OSError) as exc:
@@ -139,6 +156,24 @@ class DynamicVendorDataProvider(Provider):
             return self._failed(name, "bad_json", f"answer is not JSON: {exc}")
         self.outcomes[name, "ok"] += 1
         return True, answer
+
+    async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
+        """The status and (bounded) answer; no redirects: a POST goes to the configured URL
+        only."""
+        source = self.token
+        for attempt in (1, 2):
+            token = None if source is None else await source.current()
+            headers = {} if token is None else {"X-Auth-Token": token}
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                if resp.status == 401 and source is not None and token is not None and attempt == 1:
+                    source.refused(token)
+                    continue
+                if not 200 <= resp.status < 300:
+                    return resp.status, b""
+                return resp.status, await resp.content.read(MAX_ANSWER_BYTES + 1)
+        raise AssertionError("unreachable")
 
     def _failed(self, name: str, outcome: str, detail: str) -> tuple[bool, None]:
         self.outcomes[name, outcome] += 1
