@@ -1,10 +1,12 @@
 """Parity of Nova's DynamicJSON vendor data with Nova 34.0.0's own app: both are pointed at
 one loopback vendor-data service, and for every seeded instance each POSTs the same body
 (`boot-roles` from system metadata, the hostname column without `dhcp_domain`, the stored
-base64 user data) and serves the same `vendor_data2.json`."""
+base64 user data) and serves the same `vendor_data2.json`; with `[vendordata_dynamic_auth]`
+both send a token of the same (loopback) Keystone."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,20 +24,23 @@ from loadtests.nova_peer.parity import Identity
 from metadata.app import build_guest_app
 from metadata.services import Services
 from tests.conftest import AIOHTTP_CLIENT
+from tests.nova.fake_neutron import fake_neutron
 from tests.nova.test_nova_parity import SEEDED, nova_mode_settings
 
 PATH = "/openstack/latest/vendor_data2.json"
 
 
 class VendorService:
-    """Answers each POST with what it was sent, and keeps the bodies in order."""
+    """Answers each POST with what it was sent, and keeps the bodies and tokens in order."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.tokens: list[str | None] = []
 
     async def answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.bodies.append(body)
+        self.tokens.append(request.headers.get("X-Auth-Token"))
         return web.json_response({"echo": body["instance-id"], "roles": body["boot-roles"]})
 
 
@@ -115,3 +120,47 @@ async def test_the_dynamic_vendor_data_body_and_answer_are_novas(
     assert novas_body["hostname"] == name  # the column: no dhcp_domain
     expected_roles = {"web-1": "member", "multi-3": "member,reader,load-balancer_member"}
     assert novas_body["boot-roles"] == expected_roles.get(name, "")
+
+
+async def test_with_vendordata_dynamic_auth_both_post_a_token_of_the_same_keystone(
+    nova_cloud_mysql: NovaCloud,
+    vendor_port: int,
+    vendor: VendorService,
+    tmp_path: Path,
+    aiohttp_client: AIOHTTP_CLIENT,
+) -> None:
+    instance = nova_cloud_mysql.instance("web-1")
+    identity = Identity(
+        instance.uuid, instance.project_id, nova_cloud_mysql.shared_secret, instance.address
+    )
+    async with fake_neutron() as keystone:
+        # v3password against a /v3 URL: keystoneauth posts to it without version discovery.
+        auth = keystone.conf(
+            auth_type="v3password", auth_url=f"{keystone.base_url}/identity/v3"
+        ).replace("[neutron]", "[vendordata_dynamic_auth]")
+        extra = tmp_path / "dynamic-auth.conf"
+        extra.write_text(
+            "[api]\n" + "".join(f"{k} = {v}\n" for k, v in api_options(vendor_port).items()) + auth,
+            encoding="utf-8",
+        )
+        settings = nova_mode_settings(nova_cloud_mysql.config_path, tmp_path)
+        settings = dataclasses.replace(settings, nova_config=(*settings.nova_config, str(extra)))
+        async with Services.open(settings) as services:
+            ours = await aiohttp_client(build_guest_app(services))
+            mine = await fetch(str(ours.make_url("")).rstrip("/"), identity)
+        app = await asyncio.to_thread(
+            start_nova_metadata,
+            nova_cloud_mysql,
+            api_options=api_options(vendor_port),
+            extra_conf=auth,
+        )
+        try:
+            theirs = await fetch(app.base_url.rstrip("/"), identity)
+        finally:
+            await asyncio.to_thread(app.stop)
+        valid = keystone.valid_tokens()
+        tokens_asked = keystone.count("POST", "/identity/v3/auth/tokens")
+    assert mine == theirs and mine[0] == 200 and "peer" in mine[1]
+    assert vendor.bodies[0] == vendor.bodies[1]
+    assert len(vendor.tokens) == 2 and all(t in valid for t in vendor.tokens)
+    assert tokens_asked == 2  # one each
