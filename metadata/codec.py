@@ -25,6 +25,7 @@ from metadata.records import (
     Password,
     Port,
     Route,
+    SecurityGroups,
     Slice,
     UserData,
     VendorData,
@@ -84,9 +85,11 @@ DECODERS: dict[Slice, Callable[[Any], Any]] = {
     ),
     Slice.NETWORK: _network,
     Slice.USER_DATA: _user_data,
-    Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"]),
+    # boot_roles absent from slices cached before it existed: the record's default then
+    Slice.VENDOR_DATA: lambda raw: VendorData(raw["data"], raw.get("boot_roles", "")),
     Slice.PASSWORD: lambda raw: Password(raw["value"]),
     Slice.DYNAMIC_VENDOR_DATA: lambda raw: DynamicVendorData(raw["answers"]),
+    Slice.SECURITY_GROUPS: lambda raw: SecurityGroups(tuple(raw["names"]), raw["known"]),
 }
 
 

@@ -116,6 +116,11 @@ class Settings:
     nova_config: tuple[str, ...] = ()
     # Seconds a slice read from Nova may be served without Nova announcing a change.
     nova_max_staleness: float = 15.0
+    # Seconds Neutron's answer on an instance's security groups is reused without asking
+    # again (0: asked once per generation of the instance).
+    nova_neutron_max_staleness: float = 15.0
+    # Seconds that answer may still be served while Neutron cannot answer (0: never).
+    nova_neutron_stale_if_error: float = 300.0
     # The notification transport, instead of nova.conf's (rabbit:// or amqp://).
     nova_notification_url: str | None = None
 
@@ -151,8 +156,23 @@ class Settings:
 
 
 def mask_url_password(url: str) -> str:
-    """`postgresql+asyncpg://u:secret@db/x` -> `postgresql+asyncpg://u:***@db/x`."""
-    return _URL_PASSWORD.sub(r"\1:***@\3", url)
+    """`postgresql+asyncpg://u:secret@db/x` -> `postgresql+asyncpg://u:***@db/x`; each host of
+    an oslo.messaging multi-host URL (`rabbit://u:p@h1,u2:p2@h2/vhost`) masked on its own."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    entries = netloc.split(",")
+    # An entry without `@` before one with it: a comma inside credentials (not a URL oslo
+    # can read either); everything up to the last `@` is masked then.
+    broken = any("@" not in e and "@" in "".join(entries[i + 1 :]) for i, e in enumerate(entries))
+    if not sep or len(entries) == 1 or broken:
+        return _URL_PASSWORD.sub(r"\1:***@\3", url)
+    hosts = []
+    for host in entries:
+        credentials, at, address = host.rpartition("@")
+        if at and ":" in credentials:
+            credentials = credentials.partition(":")[0] + ":***"
+        hosts.append(f"{credentials}{at}{address}")
+    return f"{scheme}://{','.join(hosts)}{slash}{tail}"
 
 
 def _text(value: Any) -> str:
@@ -487,6 +507,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_format": parse_log_format,
     "nova_config": parse_file_list,
     "nova_max_staleness": parse_positive_seconds,
+    "nova_neutron_max_staleness": parse_seconds,
+    "nova_neutron_stale_if_error": parse_seconds,
     "nova_notification_url": parse_url(("rabbit://", "rabbits://", "amqp://", "amqps://")),
 }
 # Other spellings of a setting: METADATA_ADMIN_TOKEN, --admin-token and TOML admin_token

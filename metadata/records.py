@@ -22,6 +22,8 @@ class Slice(enum.Enum):
     PASSWORD = "password"
     # Not read from SQL: the answers of the configured external vendor-data services.
     DYNAMIC_VENDOR_DATA = "dynamic_vendor_data"
+    # Derived: from CORE in store mode, from Neutron's API in Nova mode (no SQL there).
+    SECURITY_GROUPS = "security_groups"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,12 @@ class UserData:
 
 @dataclass(frozen=True, slots=True)
 class VendorData:
+    """The instance's own vendor data (store mode), and what the dynamic vendor data POST
+    is built from besides the core slice: in Nova mode the `boot_roles` system metadata
+    (comma-separated role names of the token that booted it), "" when absent."""
+
     data: Mapping[str, Any] = field(default_factory=dict)
+    boot_roles: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +176,15 @@ class DynamicVendorData:
 @dataclass(frozen=True, slots=True)
 class Password:
     value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroups:
+    """The instance's group names, in the order served; `known` False: nobody could say
+    (Nova without Neutron's answer), so the leaf is unlisted rather than empty."""
+
+    names: tuple[str, ...] = ()
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,9 @@ from metadata.loader import SliceLoader
 from metadata.nova.deployment import NovaDeployment, open_nova
 from metadata.nova.generations import NovaCoherence
 from metadata.nova.overlay import UserDataOverlay
+from metadata.nova.security_groups import security_groups_provider
 from metadata.prefetch import BootPlanner
-from metadata.providers import build_providers
+from metadata.providers import NovaContext, build_providers
 from metadata.providers.dynamic_vendor_data import TargetOutcomes, open_session
 from metadata.sources import SliceSource
 from metadata.stats import Statistics
@@ -135,7 +136,13 @@ class Services:
                 wakeups = RedisWakeups(settings.cache_url, waiters)
                 await wakeups.start()
             providers = build_providers(
-                settings.vendor_data_targets, settings.vendor_data_timeout, session, outcomes
+                settings.vendor_data_targets,
+                settings.vendor_data_timeout,
+                session,
+                outcomes,
+                nova=None if nova is None else NovaContext(nova.conf.dhcp_domain),
+                security_groups=None if nova is None else security_groups_provider(nova.neutron),
+                vendor_data_token=None if nova is None else nova.vendordata_token,
             )
             source: SliceSource = StoreSource(db) if nova is None else nova.source
             loader = SliceLoader(source, providers, cache)

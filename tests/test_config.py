@@ -330,6 +330,22 @@ def test_a_host_port_reads_back_from_its_text(host: str, port: int) -> None:
     assert parse_host_port(str(HostPort(host, port))) == HostPort(host, port)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rabbit://a:p1@h1:5672,b:p%2C2@h2:5672/v", "rabbit://a:***@h1:5672,b:***@h2:5672/v"),
+        ("rabbit://a:p1@h1,h2:5672/v", "rabbit://a:***@h1,h2:5672/v"),
+        # An unescaped comma in a password: nothing of it may show.
+        ("rabbit://a:p1@h1,b:secret,2@h2/v", "rabbit://a:***@h2/v"),
+    ],
+)
+def test_a_multi_host_notification_url_is_shown_with_its_hosts_and_no_password(
+    url: str, shown: str
+) -> None:
+    settings = load_settings(environ={"METADATA_NOVA_NOTIFICATION_URL": url})
+    assert settings.masked()["nova_notification_url"] == shown
+
+
 def test_config_show_prints_the_effective_settings_as_json_with_secrets_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,8 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from metadata import codec
 from metadata.config import load_settings
+from metadata.document import parse_document
 from metadata.errors import InvalidSettings
-from metadata.records import DynamicVendorData, Slice
+from metadata.providers.dynamic_vendor_data import NovaContext, request_body
+from metadata.records import DynamicVendorData, MetadataItems, Slice, UserData, VendorData
 from metadata.services import Services
 from tests.documents import guest_headers, sample_document
 
@@ -222,6 +225,30 @@ def test_the_slice_survives_the_shared_cache_codec() -> None:
     )
     assert decoded == value
     assert list(decoded.answers) == ["good", "other"]
+
+
+def test_nova_boot_roles_survive_the_shared_cache_codec() -> None:
+    value = VendorData({"a": 1}, boot_roles="member,reader")
+    assert codec.decode(Slice.VENDOR_DATA, codec.encode(Slice.VENDOR_DATA, value)) == value
+    # cached before the field existed: the default
+    assert codec.decode(Slice.VENDOR_DATA, b'{"data": {}}') == VendorData({})
+
+
+def test_nova_mode_posts_the_boot_roles_and_the_hostname_column() -> None:
+    core = parse_document(sample_document(1, hostname="web-1.cloud.test")).core
+    inputs = {
+        Slice.CORE: core,
+        Slice.METADATA: MetadataItems({}),
+        Slice.USER_DATA: UserData(None),
+        Slice.VENDOR_DATA: VendorData({}, boot_roles="member,reader"),
+    }
+    body = orjson.loads(request_body(inputs, NovaContext("cloud.test")))
+    assert (body["hostname"], body["boot-roles"]) == ("web-1", "member,reader")
+    # Only the domain Nova appended comes off: a column that itself ends so keeps it once.
+    twice = dataclasses.replace(core, hostname="a.cloud.test.cloud.test")
+    body = orjson.loads(request_body({**inputs, Slice.CORE: twice}, NovaContext("cloud.test")))
+    assert body["hostname"] == "a.cloud.test"
+    assert orjson.loads(request_body(inputs))["hostname"] == "web-1.cloud.test"
 
 
 def test_targets_are_read_from_the_environment_in_order() -> None:

@@ -21,6 +21,7 @@ from metadata.nova.notifications_events import ChangeKind
 from tests import notifications_broker as broker
 from tests.backends import unavailable
 from tests.notifications_broker import NovaPublisher
+from tests.tcp_proxy import TcpProxy
 
 WAIT = 30.0  # a generous bound for a test that went wrong, never a timing assertion
 
@@ -275,6 +276,49 @@ async def test_the_first_broker_that_answers_is_used(vhost: str) -> None:
     finally:
         await consumer.stop()
     assert not consumer.is_connected
+
+
+async def test_a_lost_broker_fails_over_to_the_next_host_of_the_url(
+    vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three hosts: one refusing, one that goes away mid-run (a proxy to the real broker,
+    killed), and the broker itself. Tried in turn at start, then round-robin after a loss,
+    as oslo.messaging's rabbit driver does; every (re)connect resyncs."""
+    caplog.set_level(logging.INFO, "metadata.nova.notifications")
+    recorder = Recorder()
+    async with TcpProxy(broker.RABBIT_HOST, broker.RABBIT_PORT) as proxy:
+        ports = (1, proxy.port, broker.RABBIT_PORT)
+        hosts = ",".join(f"guest:guest@127.0.0.1:{port}" for port in ports)
+        consumer = NotificationConsumer(
+            f"rabbit://{hosts}/{vhost}",
+            recorder.on_change,
+            recorder.on_resync,
+            NotificationCounters(),
+            reconnect_interval=0.5,
+        )
+        names = [f"amqp://guest@127.0.0.1:{port}/{vhost}" for port in ports]
+        await consumer.start()
+        try:
+            counters = consumer.counters
+            assert counters.brokers == tuple(names)
+            assert (counters.broker, counters.failovers, recorder.resyncs) == (names[1], 0, 1)
+            assert f"consuming {consumer.queue_name} on {names[1]}" in caplog.text
+            await proxy.kill()  # the second host goes away
+            await recorder.wait_resyncs(2)
+            assert consumer.is_connected
+            assert (counters.broker, counters.failovers, counters.disconnects) == (names[2], 1, 1)
+            assert f"lost {names[1]}" in caplog.text
+            instance = str(uuid.uuid4())
+            async with NovaPublisher(vhost) as nova:
+                await nova.notify("instance.interface_detach.end", instance)
+            assert (await recorder.next_change())[:2] == (instance, ChangeKind.CHANGED)
+            # Closed from the broker's side now: the others refuse, so round the URL and
+            # back to the same host (not a failover), resynced again.
+            await asyncio.to_thread(broker.close_connections, vhost)
+            await recorder.wait_resyncs(3)
+            assert (counters.broker, counters.failovers, counters.connects) == (names[2], 1, 3)
+        finally:
+            await consumer.stop()
 
 
 async def test_a_durable_nova_exchange_needs_exchange_durable(

@@ -240,6 +240,26 @@ async def test_meta_data_json_carries_the_fields_each_version_adds(
     assert shares == ([doc["devices"][1]] if version >= "2025-04-04" else [])
 
 
+@pytest.mark.parametrize("version", ["2016-06-30", "2017-02-22", "2018-08-27"])
+async def test_an_untagged_nic_is_shown_from_the_version_that_gives_it_a_field(
+    guest: Any, put_instance: Any, version: str
+) -> None:
+    """Nova's `_get_device_metadata` skips a NIC with no tags, no VLAN and no vf_trusted:
+    one with a VLAN (0 counts) shows from 2017-02-22, any NIC from 2018-08-27."""
+    doc = full_document(N)
+    nic = {"type": "nic", "bus": "pci", "address": "0000:00:04.0", "vf_trusted": False}
+    doc["devices"] = [{**nic, "mac": "fa:16:3e:00:00:0a", "vlan": 0}, {**nic, "mac": "m-2"}]
+    await put_instance(doc)
+    meta = await get_json(guest, f"/openstack/{version}/meta_data.json", guest_headers(N))
+    shown = {d["mac"]: d.get("vlan") for d in meta["devices"]}
+    expected = {
+        "2016-06-30": {},
+        "2017-02-22": {"fa:16:3e:00:00:0a": 0},
+        "2018-08-27": {"fa:16:3e:00:00:0a": 0, "m-2": None},
+    }
+    assert shown == expected[version]
+
+
 async def test_random_seed_is_512_fresh_random_bytes_on_each_request(
     guest: Any, put_instance: Any
 ) -> None:

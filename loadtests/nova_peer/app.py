@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,15 +87,28 @@ def _wait_until_answering(app: NovaMetadataApp) -> None:
 
 
 def start_nova_metadata(
-    cloud: NovaCloud, port: int | None = None, *, cache_seconds: int = 15
+    cloud: NovaCloud,
+    port: int | None = None,
+    *,
+    cache_seconds: int = 15,
+    api_options: Mapping[str, object] | None = None,
+    extra_conf: str = "",
 ) -> NovaMetadataApp:
     """Start it and wait until it answers `GET /`; `stop()` (or `with`) ends it.
 
-    `cache_seconds` is Nova's `[api] metadata_cache_expiration` (0 turns its cache off)."""
+    `cache_seconds` is Nova's `[api] metadata_cache_expiration` (0 turns its cache off);
+    `api_options` are more `[api]` options (e.g. DynamicJSON's targets) for this app only,
+    `extra_conf` more sections (nova.conf text)."""
     port = port or free_port()
     override = write_override(
-        cloud.folder, f"app-{port}.conf", "api", metadata_cache_expiration=cache_seconds
+        cloud.folder,
+        f"app-{port}.conf",
+        "api",
+        metadata_cache_expiration=cache_seconds,
+        **(api_options or {}),
     )
+    if extra_conf:
+        override.write_text(override.read_text() + extra_conf)
     log_path = cloud.folder / f"nova-metadata-{port}.log"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))},

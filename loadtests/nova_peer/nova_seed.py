@@ -190,6 +190,7 @@ def specs():
             ],
             "bdms": [("image", "local", "/dev/vda", 0, None)],
             "security_groups": ["default", "web"],
+            "boot_roles": "member",
             "features": ["user_data", "metadata", "keypair", "floating_ip", "ipv4_dhcp"],
         },
         {
@@ -289,10 +290,16 @@ def specs():
                     vif_type="vhostuser",
                 ),
             ],
+            # The second NIC has no tags field and VLAN 0; the third neither tags nor VLAN,
+            # which Nova shows only from 2018-08-27 (vf_trusted is then always there).
             "devices": [
                 ("nic", "fa:16:3e:00:03:01", "0000:00:03.0", ["frontend"], 100),
                 ("disk", "/dev/vdb", "0:0:0:1", ["db-volume"], None),
+                ("nic", "fa:16:3e:00:03:02", "0000:00:04.0", None, 0),
+                ("nic", "fa:16:3e:00:03:03", "0000:00:05.0", None, None),
             ],
+            # What the compute manager stores at boot: ','.join(context.roles).
+            "boot_roles": "member,reader,load-balancer_member",
             "bdms": [
                 ("image", "local", "/dev/vda", 0, None),
                 ("volume", "volume", "/dev/vdb", None, None),
@@ -311,6 +318,8 @@ def specs():
                 "ephemeral_swap_bdm",
                 "two_keypairs",
                 "floating_ip",
+                "untagged_nics",
+                "boot_roles",
             ],
         },
         {
@@ -419,15 +428,16 @@ def device_metadata(devices):
     found = []
     for kind, key, address, tags, vlan in devices:
         if kind == "nic":
-            found.append(
-                objects.NetworkInterfaceMetadata(
-                    mac=key,
-                    bus=objects.PCIDeviceBus(address=address),
-                    tags=tags,
-                    vlan=vlan,
-                    vf_trusted=False,
-                )
+            # As the libvirt driver builds them: tags only when the NIC has some, vlan only
+            # when the VIF's details carry one.
+            nic = objects.NetworkInterfaceMetadata(
+                mac=key, bus=objects.PCIDeviceBus(address=address), vf_trusted=False
             )
+            if tags is not None:
+                nic.tags = tags
+            if vlan is not None:
+                nic.vlan = vlan
+            found.append(nic)
         else:
             found.append(
                 objects.DiskMetadata(
@@ -473,6 +483,8 @@ def create_instance(ctx, cells, made_flavors, spec, number):
             "image_os_distro": "ubuntu",
             "image_min_disk": "1",
         }
+        if spec.get("boot_roles"):
+            system_metadata["boot_roles"] = spec["boot_roles"]
         if spec.get("password"):
             system_metadata.update(nova_password.convert_password(None, spec["password"]))
         user_data = spec["user_data"]

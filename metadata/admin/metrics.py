@@ -111,6 +111,22 @@ class StatsCollector(Collector):
         )
         connected.add_metric([], 1 if nova.counters.connected else 0)
         yield connected
+        if nova.consumer is not None:
+            # One series per broker of the transport URL: 1 for the one in use (or, while
+            # disconnected, the one being tried), so a failover shows as a label change.
+            in_use = GaugeMetricFamily(
+                "metadata_nova_notifications_broker",
+                "1 for the notification broker in use or being tried, 0 for the others",
+                labels=["broker"],
+            )
+            for broker in nova.counters.brokers:
+                in_use.add_metric([broker], 1 if broker == nova.counters.broker else 0)
+            yield in_use
+            yield CounterMetricFamily(
+                "metadata_nova_notifications_failovers",
+                "Connects to another broker of the transport URL than the one before",
+                value=nova.counters.failovers,
+            )
         yield CounterMetricFamily(
             "metadata_nova_changes", "Instance changes applied", value=nova.changes
         )

@@ -41,11 +41,21 @@ def version_listing() -> bytes:
     return "\n".join([*served_versions(), "latest"]).encode()
 
 
+def _nic_is_shown(device: Mapping[str, Any], version: str) -> bool:
+    """Nova's `_get_device_metadata` skips a NIC with neither tags, nor a VLAN (shown from
+    OCATA) nor vf_trusted (always there from ROCKY)."""
+    if "tags" in device or version >= ROCKY:
+        return True
+    return version >= OCATA and "vlan" in device
+
+
 def _devices(view: View) -> list[dict[str, Any]]:
     version = view.version
     shown = []
     for device in view.core.devices:
         if device.get("type") == "share" and version < EPOXY:
+            continue
+        if device.get("type") == "nic" and not _nic_is_shown(device, version):
             continue
         entry = dict(device)
         if version < OCATA:

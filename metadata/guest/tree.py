@@ -26,6 +26,7 @@ from metadata.records import (
     MetadataItems,
     Network,
     Password,
+    SecurityGroups,
     Slice,
     UserData,
     VendorData,
@@ -95,6 +96,10 @@ class View:
     @property
     def dynamic_vendor_data(self) -> DynamicVendorData:
         return cast(DynamicVendorData, self._get(Slice.DYNAMIC_VENDOR_DATA))
+
+    @property
+    def security_groups(self) -> SecurityGroups:
+        return cast(SecurityGroups, self._get(Slice.SECURITY_GROUPS))
 
 
 Render = Callable[[View], Answer | None]

@@ -67,6 +67,8 @@ class NovaConfig:
     notification_topics: tuple[str, ...]
     # None: no Keystone credentials in [neutron]; security groups are then unlisted.
     neutron: NeutronAuth | None = None
+    # [vendordata_dynamic_auth]: the token Nova's DynamicJSON POSTs carry. None: no token.
+    vendordata_auth: NeutronAuth | None = None
 
 
 class _Reader:
@@ -214,7 +216,8 @@ def load_nova_config(paths: Sequence[str]) -> NovaConfig:
         notification_topics=read.items(
             "notifications", "versioned_notifications_topics", ["versioned_notifications"]
         ),
-        neutron=_neutron_auth(read),
+        neutron=_keystone_auth(read, "neutron"),
+        vendordata_auth=_keystone_auth(read, "vendordata_dynamic_auth"),
     )
 
 
@@ -225,9 +228,9 @@ _INTERFACES = frozenset({"public", "internal", "admin"})
 NEUTRON_TIMEOUT_DEFAULT = 5.0
 
 
-def _neutron_auth(read: _Reader) -> NeutronAuth | None:
-    """`[neutron]` as keystoneauth's conf loading reads it; None without `auth_type`."""
-    section = "neutron"
+def _keystone_auth(read: _Reader, section: str) -> NeutronAuth | None:
+    """`[neutron]` or `[vendordata_dynamic_auth]` as keystoneauth's conf loading reads it;
+    None without `auth_type`."""
     # auth_plugin: keystoneauth's deprecated name of auth_type.
     plugin = read.text(section, "auth_type") or read.text(section, "auth_plugin")
     if not plugin:

@@ -180,13 +180,13 @@ def devices(text: str | None) -> tuple[Mapping[str, Any], ...]:
             address = object_data(data["bus"]).get("address", "none")
         entry: dict[str, Any]
         if kind == "NetworkInterfaceMetadata":
-            vlan, trusted = data.get("vlan"), data.get("vf_trusted", False)
-            if not (data.get("tags") or vlan or trusted):
-                continue
+            # Every NIC: which versions show an untagged one is the renderer's rule. The
+            # VLAN is the libvirt driver's copy of the VIF's `details.vlan` (Nova's metadata
+            # API never reads the info cache for it); shown when set, 0 included.
             entry = {"type": "nic", "mac": data.get("mac")}
-            if vlan:
-                entry["vlan"] = vlan
-            entry["vf_trusted"] = bool(trusted)
+            if data.get("vlan") is not None:
+                entry["vlan"] = data["vlan"]
+            entry["vf_trusted"] = bool(data.get("vf_trusted", False))
         elif kind == "DiskMetadata":
             entry = {"type": "disk"}
             for name in ("serial", "path"):

@@ -20,7 +20,8 @@ from metadata.nova.cells import CellDirectory
 from metadata.nova.conf import NovaConfig, load_nova_config
 from metadata.nova.engines import NovaDatabase
 from metadata.nova.generations import NovaGenerations
-from metadata.nova.neutron import NeutronSecurityGroups, open_neutron_session
+from metadata.nova.keystone import VendorDataToken
+from metadata.nova.neutron import Bounds, NeutronSecurityGroups, open_neutron_session
 from metadata.nova.notifications import NotificationConsumer
 from metadata.nova.notifications_counters import NotificationCounters
 from metadata.nova.source import NovaSource
@@ -63,6 +64,8 @@ class NovaDeployment:
     counters: NotificationCounters = field(default_factory=NotificationCounters)
     # [neutron] Keystone credentials given: security groups asked of Neutron's API.
     neutron: NeutronSecurityGroups | None = None
+    # [vendordata_dynamic_auth] credentials given: the DynamicJSON POSTs carry a token.
+    vendordata_token: VendorDataToken | None = None
 
     @property
     def notification_url(self) -> str | None:
@@ -97,7 +100,12 @@ class NovaDeployment:
             "databases": [str(d) for d in self.cells.databases],
             "notifications": None
             if self.consumer is None
-            else {"broker": self.counters.broker, "connected": self.consumer.is_connected},
+            else {
+                "broker": self.counters.broker,
+                "connected": self.consumer.is_connected,
+                "brokers": list(self.counters.brokers),
+                "failovers": self.counters.failovers,
+            },
         }
 
     @property
@@ -137,10 +145,16 @@ async def open_nova(
         generations = NovaGenerations(coherence, settings.nova_max_staleness)
         source = NovaSource(cells, generations, conf.dhcp_domain)
         deployment = NovaDeployment(conf, cells, generations, source, static_vendor_data(conf))
-        if conf.neutron is not None:
+        if conf.neutron is not None or conf.vendordata_auth is not None:
             session = open_neutron_session()
+        if conf.vendordata_auth is not None and session is not None:
+            deployment.vendordata_token = VendorDataToken(conf.vendordata_auth, session)
+        if conf.neutron is not None and session is not None:
+            bounds = Bounds(
+                settings.nova_neutron_max_staleness, settings.nova_neutron_stale_if_error
+            )
             deployment.neutron = NeutronSecurityGroups(
-                conf.neutron, session, settings.cache_max_entries
+                conf.neutron, session, settings.cache_max_entries, bounds
             )
             source.neutron = deployment.neutron
         else:

@@ -1,7 +1,7 @@
 """A Keystone v3 password token, as keystoneauth gets one for Nova's `[neutron]` client:
 POST {auth_url}/v3/auth/tokens, the token in `X-Subject-Token`, the network endpoint from
 the token's catalog (or `endpoint_override`). The token is reused until it expires or
-Neutron refuses it."""
+Neutron refuses it. The same for `[vendordata_dynamic_auth]`'s token (no endpoint needed)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from metadata.nova.conf import NeutronAuth
+from metadata.providers.dynamic_vendor_data import TokenUnavailable
 
 # A token this close to its expiry is renewed first: a request must not carry one that
 # expires on its way.
@@ -95,8 +96,13 @@ def _expiry(text: Any) -> float:
 
 
 class KeystoneSession:
-    def __init__(self, auth: NeutronAuth, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, auth: NeutronAuth, session: aiohttp.ClientSession, *, needs_network: bool = True
+    ) -> None:
+        """`needs_network` False: only the token is wanted (DynamicJSON's POSTs go to
+        configured URLs), so a catalog without Neutron is no error."""
         self.auth = auth
+        self.needs_network = needs_network
         self._session = session
         self._token: Token | None = None
         # One token request at a time: a boot storm of cold reads asks Keystone once.
@@ -136,7 +142,7 @@ class KeystoneSession:
             body = json_object(raw).get("token") or {}
         except ValueError as exc:
             raise KeystoneError(f"Keystone {url}: answer is not JSON: {exc}") from None
-        endpoint = network_endpoint(self.auth, body.get("catalog"))
+        endpoint = network_endpoint(self.auth, body.get("catalog")) if self.needs_network else ""
         return Token(value, _expiry(body.get("expires_at")), endpoint.rstrip("/"))
 
 
@@ -154,3 +160,25 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("not an object")
     return value
+
+
+class VendorDataToken:
+    """`[vendordata_dynamic_auth]`'s token for the DynamicJSON POSTs, as Nova's keystoneauth
+    session adds it: one token, reused until it expires or a service refuses it."""
+
+    def __init__(self, auth: NeutronAuth, session: aiohttp.ClientSession) -> None:
+        self.keystone = KeystoneSession(auth, session, needs_network=False)
+        self._issued: dict[str, Token] = {}
+
+    async def current(self) -> str:
+        try:
+            token = await self.keystone.token()
+        except (KeystoneError, aiohttp.ClientError, OSError) as exc:
+            raise TokenUnavailable(f"Keystone {self.keystone.auth.auth_url}: {exc}") from None
+        self._issued = {token.value: token}
+        return token.value
+
+    def refused(self, token: str) -> None:
+        issued = self._issued.get(token)
+        if issued is not None:
+            self.keystone.refused(issued)

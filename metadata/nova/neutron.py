@@ -4,10 +4,12 @@
 (`fields=id&fields=name`, only when there are any); one name per group per port, the id
 when the name is empty.
 
-Neutron never tells Nova of a change, so the answer is cached with the CORE slice it is
-folded into (per generation, bounded by the staleness window). Neutron down, slow or
-erroring: the last answer for that instance is served if there is one, else none (the leaf
-is unlisted); logged once per interval, counted for /metrics; never failing the guest.
+Neutron never tells Nova of a change: an answer is reused for `max_staleness` seconds
+(its own bound, METADATA_NOVA_NEUTRON_MAX_STALENESS), so Nova's notifications, which say
+nothing about groups, do not make Neutron be asked again. Neutron down, slow or erroring:
+the last answer for that instance is served while it is younger than `stale_if_error`
+seconds, else none (the leaf is unlisted); logged once per interval, counted for /metrics;
+never failing the guest. Concurrent asks for one instance share one round trip.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -61,22 +65,59 @@ def group_names(ports: Any, groups: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Seconds an answer is reused without asking (0: ask on every derivation), and
+    seconds it may still be served while Neutron cannot answer (0: never)."""
+
+    max_staleness: float = 15.0
+    stale_if_error: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    names: tuple[str, ...]
+    at: float  # on the monotonic clock
+
+
 class NeutronSecurityGroups:
     def __init__(
-        self, auth: NeutronAuth, session: aiohttp.ClientSession, max_remembered: int
+        self,
+        auth: NeutronAuth,
+        session: aiohttp.ClientSession,
+        max_remembered: int,
+        bounds: Bounds = Bounds(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keystone = KeystoneSession(auth, session)
         self.timeout = auth.timeout
+        self.bounds = bounds
         self.outcomes: Counter[str] = Counter()
         self._session = session
+        self._clock = clock
         self._slots = asyncio.Semaphore(MAX_CONCURRENT)
-        # uuid -> the last answer Neutron gave: served while Neutron cannot answer.
-        self._last: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        # uuid -> the last answer Neutron gave: reused while fresh, served while Neutron
+        # cannot answer and it is not too old.
+        self._last: OrderedDict[str, _Answer] = OrderedDict()
         self._max_remembered = max_remembered
         self._last_warned: dict[str, float] = {}
+        self._in_flight: dict[str, asyncio.Task[tuple[str, ...] | None]] = {}
 
     async def of_instance(self, uuid: str) -> tuple[str, ...] | None:
-        """The instance's group names; on failure the last answer, or None."""
+        """The instance's group names: a fresh enough answer, else Neutron's; on failure
+        the last answer within `stale_if_error`, or None."""
+        last = self._last.get(uuid)
+        if last is not None and self._clock() - last.at < self.bounds.max_staleness:
+            return last.names
+        task = self._in_flight.get(uuid)
+        if task is None:
+            task = asyncio.ensure_future(self._asked(uuid))
+            self._in_flight[uuid] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(uuid, None))
+        # shield: a guest that hangs up must not cancel the ask other guests wait on.
+        return await asyncio.shield(task)
+
+    async def _asked(self, uuid: str) -> tuple[str, ...] | None:
         try:
             async with asyncio.timeout(self.timeout), self._slots:
                 names = await self._ask(uuid)
@@ -144,19 +185,21 @@ class NeutronSecurityGroups:
             raise NeutronError(f"Neutron GET /v2.0/{resource}: not JSON: {exc}") from None
 
     def _remember(self, uuid: str, names: tuple[str, ...]) -> None:
-        self._last[uuid] = names
+        self._last[uuid] = _Answer(names, self._clock())
         self._last.move_to_end(uuid)
         while len(self._last) > self._max_remembered:
             self._last.popitem(last=False)
 
     def _failed(self, uuid: str, outcome: str, detail: str) -> tuple[str, ...] | None:
         self.outcomes[outcome] += 1
+        now = self._clock()
         last = self._last.get(uuid)
+        if last is not None and now - last.at > self.bounds.stale_if_error:
+            last = None  # too old to stand for Neutron's answer any more
         if last is not None:
             self.outcomes["stale"] += 1
-        now = time.monotonic()
         if now - self._last_warned.get(outcome, -WARN_EVERY_SECONDS) >= WARN_EVERY_SECONDS:
             self._last_warned[outcome] = now
             served = "the last answer" if last is not None else "no security groups"
             log.warning("Neutron security groups (%s): %s; serving %s", outcome, detail, served)
-        return last
+        return None if last is None else last.names

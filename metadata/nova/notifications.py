@@ -6,13 +6,15 @@ consumers sharing a queue would split the events between them. Messages are ackn
 by hand after they are handled, whatever their outcome: a message this consumer cannot use
 is logged and counted, never redelivered in a loop, never fatal.
 
-The connection is aio-pika's robust one: after a loss it reconnects, declares the exchange,
-the queue and its bindings again and resumes consuming. Events sent while it was away are
-lost (Nova publishes at most once), so `on_resync` runs after every (re)connect: the caller
-re-validates everything it cached. A broker that does not answer at start does not stop the
-service: `start()` logs a warning and keeps trying in the background. Of several brokers in
-the transport URL the first that answers is used; a robust connection then reconnects to
-that one.
+Several brokers in the transport URL (`rabbit://u:p@h1,u2:p2@h2/vhost`) are tried in turn
+as oslo.messaging's rabbit driver does (its default `kombu_failover_strategy =
+round-robin`): at start from the first, after a connection loss from the one after the host
+that was lost, round and round every `reconnect_interval` until one answers. Each
+connection declares the exchange, the queue and its bindings again. Events sent while it
+was away are lost (Nova publishes at most once), so `on_resync` runs after every
+(re)connect: the caller re-validates everything it cached. A broker that does not answer
+at start does not stop the service: `start()` logs a warning and keeps trying in the
+background. The host in use and the failovers are in the counters (/readyz, /metrics).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.connection import make_url
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
@@ -84,6 +86,7 @@ class NotificationConsumer:
         self.routing_keys = [f"{topic}.{priority}" for topic in topics for priority in PRIORITIES]
         self.counters = counters
         self.counters.broker = str(self.brokers[0])
+        self.counters.brokers = tuple(str(b) for b in self.brokers)
         self._on_change = on_change
         self._on_resync = on_resync
         self._exchange = exchange
@@ -91,7 +94,9 @@ class NotificationConsumer:
         self._reconnect_interval = reconnect_interval
         self._connect_timeout = connect_timeout
         self._prefetch = prefetch
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: AbstractConnection | None = None
+        # Index in `brokers` of the broker in use, or last lost: failover starts after it.
+        self._current = -1
         self._retrying: asyncio.Task[None] | None = None
         self._is_stopping = False
         self._unknown_types: set[str] = set()
@@ -115,7 +120,7 @@ class NotificationConsumer:
                 error,
                 self._reconnect_interval,
             )
-            self._retrying = asyncio.create_task(self._keep_trying())
+            self._retrying = asyncio.create_task(self._keep_trying(wait_first=True))
 
     async def stop(self) -> None:
         self._is_stopping = True
@@ -130,41 +135,69 @@ class NotificationConsumer:
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                 await connection.close()
 
-    async def _keep_trying(self) -> None:
-        while not self._is_stopping:
-            await asyncio.sleep(self._reconnect_interval)
-            error = await self._connect_once()
-            if error is None:
-                return
-            log.debug("Nova notifications: still no broker: %s", error)
+    async def _keep_trying(
+        self, wait_first: bool, abandoned: AbstractConnection | None = None
+    ) -> None:
+        """Until subscribed: after a loss straight to the next broker (the lost one comes
+        last in the round), then a round every `reconnect_interval`."""
+        try:
+            if abandoned is not None:
+                # Its channel may be what closed: the connection must not linger.
+                with contextlib.suppress(TimeoutError, *CONNECTION_EXCEPTIONS):
+                    await asyncio.wait_for(abandoned.close(), self._connect_timeout)
+            wait = wait_first
+            while not self._is_stopping:
+                if wait:
+                    await asyncio.sleep(self._reconnect_interval)
+                wait = True
+                error = await self._connect_once()
+                # Still connected: a loss while on_resync ran would have left it None.
+                if self._connection is not None:
+                    return
+                log.debug("Nova notifications: still no broker: %s", error)
+        finally:
+            if self._retrying is asyncio.current_task():
+                self._retrying = None
+
+    def _rotation(self) -> list[int]:
+        """The brokers' indexes in the order to try: from the one after the current."""
+        count = len(self.brokers)
+        return [(self._current + 1 + step) % count for step in range(count)]
 
     async def _connect_once(self) -> str | None:
-        """One attempt per broker, in order: None once subscribed, else the last error."""
+        """One attempt per broker, in turn: None once subscribed, else the last error."""
         error = "no broker"
-        for broker in self.brokers:
+        for index in self._rotation():
+            broker = self.brokers[index]
             self.counters.broker = str(broker)
             connection = self._new_connection(broker)
             try:
                 await connection.connect(timeout=self._connect_timeout)
-                await self._subscribe(connection)
+                channel = await self._subscribe(connection)
             except BaseException as exc:
-                # Closed on every way out, cancellation included: a robust connection left
-                # behind would go on reconnecting by itself.
+                # Closed on every way out, cancellation included.
                 with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                     await connection.close()
                 if not isinstance(exc, (TimeoutError, *CONNECTION_EXCEPTIONS)):
                     raise
                 error = f"{broker}: {type(exc).__name__}: {exc}{_hint(exc)}"
+                # DEBUG: a broker down for an hour is retried every few seconds; the
+                # WARNING at start or at the loss already names it.
+                log.debug("Nova notifications: %s", error)
                 continue
+            if self._current >= 0 and index != self._current:
+                self.counters.failovers += 1
+            self._current = index
             self._connection = connection
-            connection.close_callbacks.add(self._connection_lost)
-            connection.reconnect_callbacks.add(self._reconnected)
+            lost = self._lost_callback(connection)
+            connection.close_callbacks.add(lost)
+            channel.close_callbacks.add(lost)
             log.info("Nova notifications: consuming %s on %s", self.queue_name, broker)
             await self._connected()
             return None
         return error
 
-    def _new_connection(self, broker: BrokerAddress) -> AbstractRobustConnection:
+    def _new_connection(self, broker: BrokerAddress) -> AbstractConnection:
         url = make_url(
             host=broker.host,
             port=broker.port,
@@ -173,13 +206,10 @@ class NotificationConsumer:
             virtualhost=broker.virtual_host,
             ssl=broker.tls,
         )
-        return aio_pika.RobustConnection(
-            url,
-            reconnect_interval=self._reconnect_interval,
-            client_properties={"connection_name": self.queue_name},
-        )
+        # Not aio-pika's robust connection: that one reconnects to the same host only.
+        return aio_pika.Connection(url, client_properties={"connection_name": self.queue_name})
 
-    async def _subscribe(self, connection: AbstractRobustConnection) -> None:
+    async def _subscribe(self, connection: AbstractConnection) -> AbstractChannel:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
         # The same arguments as Nova's publisher (impl_rabbit notify_send), so that whoever
@@ -194,6 +224,7 @@ class NotificationConsumer:
         for routing_key in self.routing_keys:
             await queue.bind(exchange, routing_key)
         await queue.consume(self._on_message, no_ack=False)
+        return channel
 
     async def _connected(self) -> None:
         self.counters.connected = True
@@ -203,20 +234,29 @@ class NotificationConsumer:
         except Exception:
             log.exception("Nova notifications: on_resync failed after connecting")
 
-    async def _connection_lost(self, _sender: Any, exc: BaseException | None) -> None:
-        self.counters.connected = False
-        if not self._is_stopping:
+    def _lost_callback(self, connection: AbstractConnection) -> Callable[..., Awaitable[None]]:
+        """What runs when this connection or its channel closes (whichever comes first)."""
+
+        async def lost(_sender: Any, exc: BaseException | None = None) -> None:
+            if self._is_stopping or connection is not self._connection:
+                return
+            self._connection = None
+            self.counters.connected = False
             self.counters.disconnects += 1
             log.warning(
-                "Nova notifications: lost %s (%s); reconnecting every %.0f s",
+                "Nova notifications: lost %s (%s); trying %s",
                 self.counters.broker,
                 exc,
-                self._reconnect_interval,
+                "the other brokers in turn" if len(self.brokers) > 1 else "it again",
             )
+            if self._retrying is None:
+                # Not awaited here: closing a connection from its own close callback waits
+                # for this callback to finish.
+                self._retrying = asyncio.create_task(
+                    self._keep_trying(wait_first=False, abandoned=connection)
+                )
 
-    async def _reconnected(self, _sender: Any) -> None:
-        log.info("Nova notifications: reconnected to %s", self.counters.broker)
-        await self._connected()
+        return lost
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -32,9 +32,11 @@ class NotificationCounters:
     failed: int = 0
     connects: int = 0  # successful (re)connects, each followed by on_resync
     disconnects: int = 0  # connections lost while running
+    failovers: int = 0  # connects to another broker of the URL than the one before
     connected: bool = False
     last_message_at: float | None = None  # wall-clock time (time.time())
     broker: str = ""  # the broker in use or last tried, without its password
+    brokers: tuple[str, ...] = ()  # every broker of the URL, in the order they are tried
 
     def count(self, outcome: Outcome) -> None:
         self.received += 1

@@ -198,6 +198,22 @@ def _core(row: Row, context: NovaContext) -> InstanceCore:
     )
 
 
+def _vendor_data_columns(dialect: str) -> list[ColumnElement[Any]]:
+    """Nova's static vendor data is global (nova.conf), never per instance; what is per
+    instance is the boot roles DynamicJSON POSTs. In this slice because every path that
+    renders dynamic vendor data reads it too: the roles never cost a statement of their own.
+    No deleted filter, as in Nova's system metadata join."""
+    s = n.instance_system_metadata
+    return [
+        select(s.c.value)
+        .where((s.c.instance_uuid == i.c.uuid) & (s.c.key == "boot_roles"))
+        .order_by(s.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("boot_roles")
+    ]
+
+
 SLICES: dict[Slice, NovaSlice] = {
     s.slice: s
     for s in (
@@ -233,8 +249,11 @@ SLICES: dict[Slice, NovaSlice] = {
             ),
             rows=(PASSWORD_ROWS,),
         ),
-        # Nova's static vendor data is global (nova.conf), never per instance.
-        NovaSlice(Slice.VENDOR_DATA, lambda _: [], lambda row, _: VendorData({})),
+        NovaSlice(
+            Slice.VENDOR_DATA,
+            _vendor_data_columns,
+            lambda row, _: VendorData({}, row["boot_roles"] or ""),
+        ),
     )
 }
 

@@ -7,7 +7,6 @@ own (`metadata.nova.generations`): Nova has none.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -45,7 +44,8 @@ class NovaSource:
         self.dhcp_domain = dhcp_domain
         # The service's own user-data overlay (None: Nova's user data only).
         self.overlay: UserDataOverlay | None = None
-        # Neutron's API ([neutron] credentials): CORE's security groups. None: unlisted.
+        # Neutron's API ([neutron] credentials), for the admin document's security groups
+        # (guests get them through their own slice). None: unknown.
         self.neutron: NeutronSecurityGroups | None = None
 
     async def read(self, uuid: str, names: frozenset[Slice]) -> SliceRead | None:
@@ -63,26 +63,11 @@ class NovaSource:
         cell = location.cell
         wanted = names & SQL_SLICES
         query = statement(wanted, cell.engine.dialect.name)
-        groups: asyncio.Task[tuple[str, ...] | None] | None = None
-        if Slice.CORE in names and self.neutron is not None:
-            # Asked beside the SELECT, not after it: a cold read waits for the slower one.
-            groups = asyncio.ensure_future(self.neutron.of_instance(uuid))
-        try:
-            row = instance_row(await cell.rows(query, {"uuid": uuid}), wanted)
-        except BaseException:
-            if groups is not None:
-                groups.cancel()
-            raise
+        row = instance_row(await cell.rows(query, {"uuid": uuid}), wanted)
         if row is None:
-            if groups is not None:
-                groups.cancel()
             return None
         context = NovaContext(self.dhcp_domain, generation)
         slices: dict[Slice, Any] = decode_row(row, wanted, context)
-        if groups is not None and (names_found := await groups) is not None:
-            slices[Slice.CORE] = dataclasses.replace(
-                slices[Slice.CORE], security_groups=names_found, security_groups_known=True
-            )
         if Slice.USER_DATA in slices and self.overlay is not None:
             # One statement on the service's own database, never on Nova's.
             overlay = await self.overlay.current(uuid)
@@ -112,8 +97,15 @@ class NovaSource:
 
 
 async def nova_document(source: NovaSource, uuid: str) -> InstanceDocument:
-    """The instance as an admin document, read from Nova in one statement."""
+    """The instance as an admin document, read from Nova in one statement (and its groups
+    from Neutron when configured)."""
     found = await source.read(uuid, SQL_SLICES)
     if found is None:
         raise InstanceNotFound(f"no instance {uuid}")
-    return InstanceDocument.from_slices(found.slices)
+    slices = dict(found.slices)
+    names = None if source.neutron is None else await source.neutron.of_instance(uuid)
+    if names is not None:  # () too: Neutron said the ports carry no group
+        slices[Slice.CORE] = dataclasses.replace(
+            slices[Slice.CORE], security_groups=names, security_groups_known=True
+        )
+    return InstanceDocument.from_slices(slices)

@@ -10,6 +10,9 @@ from typing import Any
 from metadata.guest import ec2, openstack
 from metadata.guest.match import Matcher, TreeRoot
 from metadata.guest.tree import Leaf, Tree
+from metadata.records import Slice
+
+SECURITY_GROUPS = frozenset({Slice.SECURITY_GROUPS})
 
 # Leaves Nova's metadata API does not have (AWS's, served by store mode under `latest`).
 NOT_IN_NOVA = ("meta-data/mac", "meta-data/network/", "dynamic/")
@@ -17,9 +20,16 @@ NOT_IN_NOVA = ("meta-data/mac", "meta-data/network/", "dynamic/")
 
 def _nova_ec2_leaf(leaf: Leaf) -> Leaf:
     if leaf.path == "meta-data/security-groups":
-        # Only Neutron knows them: without its answer the leaf is unlisted rather than
-        # empty; with it, listed as Nova lists it, even with no group (an empty body).
-        return replace(leaf, present=lambda v: v.core.security_groups_known, present_needs=ec2.CORE)
+        # Only Neutron knows them, so they are their own slice: no other path waits for
+        # Neutron. Without its answer the leaf is unlisted rather than empty; with it,
+        # listed as Nova lists it, even with no group (an empty body).
+        return replace(
+            leaf,
+            render=lambda v: ec2.lines(list(v.security_groups.names)),
+            needs=SECURITY_GROUPS,
+            present=lambda v: v.security_groups.known,
+            present_needs=SECURITY_GROUPS,
+        )
     return leaf
 
 

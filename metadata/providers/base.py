@@ -3,7 +3,8 @@ the slice asks for it, and then only that slice.
 
 Most slices are kept by the slice source (`metadata.sources`): their provider asks the
 source, and the loader (`metadata.loader`) gathers the asks of one request into one read. A
-derived slice (dynamic vendor data) is computed from the slices it `requires` instead.
+derived slice (dynamic vendor data, security groups) is computed from the slices it
+`requires` instead.
 A provider knows no HTTP listener and no other provider.
 """
 
@@ -19,7 +20,8 @@ class Provider:
     slice: Slice
     # True: the slice source reads it; False: `derive` computes it from `requires`.
     sourced: ClassVar[bool] = False
-    requires: ClassVar[frozenset[Slice]] = frozenset()
+    # Per instance of a provider: the same slice may need more in one mode than another.
+    requires: frozenset[Slice] = frozenset()
 
     async def derive(self, uuid: str, inputs: Mapping[Slice, Any]) -> Any:
         """The slice from the slices it requires (never called for a sourced slice)."""

@@ -16,13 +16,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
 from metadata.providers.base import Provider
-from metadata.records import DynamicVendorData, InstanceCore, MetadataItems, Slice, UserData
+from metadata.records import (
+    DynamicVendorData,
+    InstanceCore,
+    MetadataItems,
+    Slice,
+    UserData,
+    VendorData,
+)
 
 log = logging.getLogger(__name__)
 OUTCOMES = ("ok", "timeout", "error", "bad_json")
@@ -49,6 +57,22 @@ def open_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, headers=HEADERS, trust_env=False)
 
 
+class TokenUnavailable(Exception):
+    """The token source has no token to give (the message says why)."""
+
+
+class TokenSource(Protocol):
+    """Where a Keystone token for the POSTs comes from (Nova's `[vendordata_dynamic_auth]`)."""
+
+    async def current(self) -> str:
+        """A token to send; raises TokenUnavailable."""
+        ...
+
+    def refused(self, token: str) -> None:
+        """A service answered 401 to it: the next `current()` gets a new one."""
+        ...
+
+
 class NoDynamicVendorDataProvider(Provider):
     """No service is configured: an empty slice that requires nothing and does no I/O."""
 
@@ -60,7 +84,6 @@ class NoDynamicVendorDataProvider(Provider):
 
 class DynamicVendorDataProvider(Provider):
     slice = Slice.DYNAMIC_VENDOR_DATA
-    requires: ClassVar[frozenset[Slice]] = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
 
     def __init__(
         self,
@@ -68,7 +91,19 @@ class DynamicVendorDataProvider(Provider):
         timeout: float,
         session: aiohttp.ClientSession,
         outcomes: TargetOutcomes,
+        nova: NovaContext | None = None,
+        token: TokenSource | None = None,
     ) -> None:
+        """`nova`: in Nova mode, the body is Nova's exactly (its boot roles, its raw
+        hostname); else the instance document's, which has no boot roles. `token`: each
+        POST carries one as `X-Auth-Token` (a 401 gets one new token and one retry, as
+        keystoneauth's session does)."""
+        self.token = token
+        self.requires = frozenset({Slice.CORE, Slice.METADATA, Slice.USER_DATA})
+        if nova is not None:
+            # The boot roles: vendor_data2.json reads this slice anyway.
+            self.requires |= {Slice.VENDOR_DATA}
+        self.nova = nova
         self.targets = dict(targets)
         self.timeout = timeout
         self.outcomes = outcomes
@@ -84,7 +119,7 @@ class DynamicVendorDataProvider(Provider):
         key = (uuid, core.generation)
         task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._ask_all(request_body(inputs)))
+            task = asyncio.ensure_future(self._ask_all(request_body(inputs, self.nova)))
             self._in_flight[key] = task
             task.add_done_callback(lambda _: self._in_flight.pop(key, None))
         # shield: a guest that hangs up must not cancel the round other guests wait on.
@@ -101,16 +136,13 @@ class DynamicVendorDataProvider(Provider):
         """(True, the JSON answer), or (False, None) when this target is left out."""
         url = self.targets[name]
         try:
-            # One deadline for all of it, queueing for a slot included; no redirects: a
-            # POST goes to the configured URL only.
-            async with (
-                asyncio.timeout(self.timeout),
-                self._slots,
-                self._session.post(url, data=body, allow_redirects=False) as resp,
-            ):
-                if not 200 <= resp.status < 300:
-                    return self._failed(name, "error", f"HTTP {resp.status}")
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
+            # One deadline for all of it, queueing for a slot included.
+            async with asyncio.timeout(self.timeout), self._slots:
+                status, raw = await self._post(url, body)
+            if not 200 <= status < 300:
+                return self._failed(name, "error", f"HTTP {status}")
+        except TokenUnavailable as exc:
+            return self._failed(name, "error", f"no token: {exc}")
         except TimeoutError:
             return self._failed(name, "timeout", f"no answer within {self.timeout:g} s")
         except (aiohttp.ClientError, OSError) as exc:
@@ -125,6 +157,24 @@ class DynamicVendorDataProvider(Provider):
         self.outcomes[name, "ok"] += 1
         return True, answer
 
+    async def _post(self, url: str, body: bytes) -> tuple[int, bytes]:
+        """The status and (bounded) answer; no redirects: a POST goes to the configured URL
+        only."""
+        source = self.token
+        for attempt in (1, 2):
+            token = None if source is None else await source.current()
+            headers = {} if token is None else {"X-Auth-Token": token}
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                if resp.status == 401 and source is not None and token is not None and attempt == 1:
+                    source.refused(token)
+                    continue
+                if not 200 <= resp.status < 300:
+                    return resp.status, b""
+                return resp.status, await resp.content.read(MAX_ANSWER_BYTES + 1)
+        raise AssertionError("unreachable")
+
     def _failed(self, name: str, outcome: str, detail: str) -> tuple[bool, None]:
         self.outcomes[name, outcome] += 1
         now = time.monotonic()
@@ -134,11 +184,26 @@ class DynamicVendorDataProvider(Provider):
         return False, None
 
 
-def request_body(inputs: Mapping[Slice, Any]) -> bytes:
-    """The context Nova's DynamicJSON POSTs (vendordata_dynamic.py)."""
+@dataclass(frozen=True, slots=True)
+class NovaContext:
+    """What Nova mode's body needs beyond the slices: nova.conf's `[api] dhcp_domain`, which
+    the served hostname carries and Nova's body does not."""
+
+    dhcp_domain: str
+
+
+def request_body(inputs: Mapping[Slice, Any], nova: NovaContext | None = None) -> bytes:
+    """The context Nova's DynamicJSON POSTs (vendordata_dynamic.py `_do_request`)."""
     core: InstanceCore = inputs[Slice.CORE]
     items: MetadataItems = inputs[Slice.METADATA]
     user_data: UserData = inputs[Slice.USER_DATA]
+    hostname, boot_roles = core.hostname, ""
+    if nova is not None:
+        # Nova POSTs `instance.hostname`, the column, and `system_metadata['boot_roles']`
+        # (','.join of the booting token's roles, compute manager `_build_and_run_instance`).
+        hostname = _without_domain(hostname, nova.dhcp_domain)
+        vendor: VendorData = inputs[Slice.VENDOR_DATA]
+        boot_roles = vendor.boot_roles
     return orjson.dumps(
         {
             "project-id": core.project_id,
@@ -148,10 +213,16 @@ def request_body(inputs: Mapping[Slice, Any]) -> bytes:
             "user-data": None
             if user_data.data is None
             else base64.b64encode(user_data.data).decode(),
-            "hostname": core.hostname,
+            "hostname": hostname,
             "metadata": dict(items.items),
-            # Nova reads the roles of the user who booted the instance from system metadata;
-            # instance documents carry none.
-            "boot-roles": "",
+            # Instance documents carry no boot roles: "" as Nova sends when there are none.
+            "boot-roles": boot_roles,
         }
     )
+
+
+def _without_domain(hostname: str, domain: str) -> str:
+    """The Nova column back from the served name: one `.<dhcp_domain>` off the end, which is
+    exactly what the Nova source appended."""
+    suffix = "." + domain if domain else ""
+    return hostname[: -len(suffix)] if suffix and hostname.endswith(suffix) else hostname

@@ -47,6 +47,10 @@ class FakeNeutron:
     def revoke(self) -> None:
         self._valid.clear()
 
+    def valid_tokens(self) -> set[str]:
+        """The tokens issued and not revoked (for other services of the test to check)."""
+        return set(self._valid)
+
     def count(self, method: str, prefix: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
 

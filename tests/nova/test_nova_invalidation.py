@@ -5,6 +5,7 @@ staleness bound; the admin API reads Nova's instances and refuses to write them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.conftest import AIOHTTP_CLIENT
 from tests.guest_http import GuestTestServer
 from tests.nova.seeded import SeededNova, seed_nova
 from tests.nova.test_nova_mode import signed
+from tests.tcp_proxy import TcpProxy
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 WAIT = 30.0  # a bound for a test gone wrong, never a timing assertion
@@ -74,6 +76,17 @@ async def until_served(guest: TestClient[Any, Any], uuid: str, expected: str) ->
             await asyncio.sleep(0.05)
 
 
+async def until_resynced(services: Services, resyncs: int) -> None:
+    # Polled: the loss and the reconnect happen on the broker's side.
+    assert services.nova is not None
+    nova = services.nova
+    async with asyncio.timeout(WAIT):
+        for _ in itertools.count():
+            if nova.resyncs > resyncs and nova.counters.connected:
+                return
+            await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def announced(
     vhost: str, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
@@ -99,6 +112,52 @@ async def test_an_announced_change_is_served_at_the_next_read(
         await publisher.notify("instance.update", uuid)
     await until_served(guest, uuid, "renamed.novalocal")
     assert services.nova.changes == 1
+
+
+async def test_a_broker_host_lost_mid_run_fails_over_revalidates_and_is_named(
+    vhost: str, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    """nova.conf's transport_url lists two hosts; the first (a proxy to the real broker)
+    goes away: the consumer moves to the second, everything cached is re-read once (a
+    change made meanwhile without a notification is served), and /readyz and /metrics
+    name the host in use and count the failover."""
+    async with TcpProxy(broker.RABBIT_HOST, broker.RABBIT_PORT) as proxy:
+        ports = (proxy.port, broker.RABBIT_PORT)
+        url = "rabbit://" + ",".join(f"guest:guest@127.0.0.1:{p}" for p in ports) + f"/{vhost}"
+        names = [f"amqp://guest@127.0.0.1:{port}/{vhost}" for port in ports]
+        nova = await seed_nova(tmp_path, transport_url=url)
+        settings = nova_settings(nova, tmp_path, nova_max_staleness=3600)
+        async with Services.open(settings) as services:
+            assert services.nova is not None
+            guest = await aiohttp_client(GuestTestServer(services))
+            bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            admin = await aiohttp_client(build_admin_app(services), headers=bearer)
+            state = (await (await admin.get("/readyz")).json())["nova"]["notifications"]
+            assert state == {
+                "broker": names[0],
+                "connected": True,
+                "brokers": names,
+                "failovers": 0,
+            }
+            uuid = nova.uuids[0]
+            assert await served(guest, uuid) == "vm-00000.novalocal"
+            await rename(nova, uuid, "renamed-while-away")  # never announced
+            resyncs = services.nova.resyncs
+            await proxy.kill()
+            await until_resynced(services, resyncs)
+            assert await served(guest, uuid) == "renamed-while-away.novalocal"
+            state = (await (await admin.get("/readyz")).json())["nova"]["notifications"]
+            assert state == {
+                "broker": names[1],
+                "connected": True,
+                "brokers": names,
+                "failovers": 1,
+            }
+            metrics = await (await admin.get("/metrics")).text()
+    assert f'metadata_nova_notifications_broker{{broker="{names[1]}"}} 1.0' in metrics
+    assert f'metadata_nova_notifications_broker{{broker="{names[0]}"}} 0.0' in metrics
+    assert "metadata_nova_notifications_failovers_total 1.0" in metrics
+    assert "metadata_nova_notifications_connected 1.0" in metrics
 
 
 async def test_what_nova_never_announces_is_reread_after_the_staleness_bound(

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from metadata import codec
 from metadata.admin.routes import build_admin_app
 from metadata.app import build_guest_app
 from metadata.config import Settings
 from metadata.errors import InvalidSettings
 from metadata.nova.conf import load_nova_config
+from metadata.records import SecurityGroups, Slice
 from metadata.services import Services
 from tests.conftest import ADMIN_TOKEN, AIOHTTP_CLIENT
 from tests.nova.fake_neutron import FakeNeutron, fake_neutron
@@ -51,6 +53,8 @@ def settings(nova: SeededNova, tmp_path: Path, *extra_conf: str) -> Settings:
         admin_token_file=str(tmp_path / "admin-token"),
         rate_limit=None,
         nova_config=tuple(files),
+        # Neutron is asked once per generation: a change (on_change) makes it asked again.
+        nova_neutron_max_staleness=0.0,
     )
 
 
@@ -213,6 +217,108 @@ async def test_a_cold_leaf_and_a_cold_boot_cost_the_same_statements_with_neutron
     assert await boot_statements(guest, services, nova, 4, paths) <= 4
 
 
+async def test_paths_that_render_no_group_never_ask_neutron_even_when_it_hangs(
+    guest: TestClient[Any, Any],
+    nova: SeededNova,
+    neutron: FakeNeutron,
+    services: Services,
+    tmp_path: Path,
+    aiohttp_client: AIOHTTP_CLIENT,
+) -> None:
+    neutron.serve_names(nova.uuids[0], ["default"])
+    neutron.hold = asyncio.Event()  # Neutron (and Keystone) never answer
+    paths = (*BOOT, "/latest/meta-data/hostname", "/latest/meta-data/local-ipv4")
+    with_neutron = await boot_statements(guest, services, nova, 0, paths)
+    async with Services.open(settings(nova, tmp_path)) as without:
+        plain = await aiohttp_client(build_guest_app(without))
+        assert await boot_statements(plain, without, nova, 2, paths) == with_neutron
+    assert neutron.requests == []
+
+
+async def test_a_boot_that_learned_to_ask_for_groups_does_not_prefetch_them(
+    nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    """The boot planner learns that boots ask for security-groups; still, the other paths'
+    reads never derive them: only the leaf itself waits for Neutron."""
+    async with Services.open(settings(nova, tmp_path, neutron.conf(timeout="1"))) as opened:
+        guest = await aiohttp_client(build_guest_app(opened))
+        paths = ("/latest/meta-data/instance-id", "/latest/user-data", LEAF)
+        for number in (0, 2, 3):
+            neutron.serve_names(nova.uuids[number], ["default"])
+            await boot_statements(guest, opened, nova, number, paths)
+        asked = neutron.count("GET", "/network/v2.0/ports")
+        assert asked == 3
+        neutron.hold = asyncio.Event()  # from now on Neutron never answers
+        await boot_statements(guest, opened, nova, 4, paths[:2])
+        assert neutron.count("GET", "/network/v2.0/ports") == asked
+
+
+async def test_the_groups_are_their_own_slice_asked_once_however_many_ask_at_once(
+    guest: TestClient[Any, Any], nova: SeededNova, neutron: FakeNeutron, services: Services
+) -> None:
+    uuid = nova.uuids[2]
+    neutron.serve_names(uuid, ["default"])
+    assert (await get(guest, "/latest/meta-data/instance-id", uuid, 2))[0] == 200
+    before = statements(services)
+    answers = await asyncio.gather(*(get(guest, LEAF, uuid, 2) for _ in range(6)))
+    assert answers == [(200, "default")] * 6
+    # The core slice was cached: the groups cost no statement, and one round trip.
+    assert statements(services) - before == 0
+    assert neutron.count("GET", "/network/v2.0/ports") == 1
+
+
+async def test_an_answer_is_reused_within_its_own_bound_across_nova_changes(
+    nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    uuid = nova.uuids[0]
+    neutron.serve_names(uuid, ["default"])
+    reused = dataclasses.replace(
+        settings(nova, tmp_path, neutron.conf()), nova_neutron_max_staleness=3600.0
+    )
+    async with Services.open(reused) as opened:
+        guest = await aiohttp_client(build_guest_app(opened))
+        assert await get(guest, LEAF, uuid, 0) == (200, "default")
+        neutron.serve_names(uuid, ["renamed"])
+        assert opened.nova is not None
+        # Nova's notifications say nothing of groups: a new generation is no reason to ask.
+        await opened.nova.on_change(uuid, "changed")
+        assert await get(guest, LEAF, uuid, 0) == (200, "default")
+    assert neutron.count("GET", "/network/v2.0/ports") == 1
+
+
+async def test_an_answer_older_than_stale_if_error_is_not_served_while_neutron_is_down(
+    nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    uuid = nova.uuids[0]
+    neutron.serve_names(uuid, ["default"])
+    strict = dataclasses.replace(
+        settings(nova, tmp_path, neutron.conf()), nova_neutron_stale_if_error=0.0
+    )
+    async with Services.open(strict) as opened:
+        guest = await aiohttp_client(build_guest_app(opened))
+        assert await get(guest, LEAF, uuid, 0) == (200, "default")
+        neutron.failing = True
+        assert opened.nova is not None
+        await opened.nova.on_change(uuid, "changed")
+        assert (await get(guest, LEAF, uuid, 0))[0] == 404
+        assert "security-groups" not in await listing(guest, uuid, 0)
+        assert (await get(guest, "/latest/meta-data/hostname", uuid, 0))[0] == 200
+
+
+async def test_the_admin_document_carries_neutrons_groups(
+    nova: SeededNova, neutron: FakeNeutron, services: Services, aiohttp_client: AIOHTTP_CLIENT
+) -> None:
+    neutron.serve_names(nova.uuids[0], ["default", "web"])
+    neutron.ports[nova.uuids[1]] = [[]]
+    admin = await aiohttp_client(
+        build_admin_app(services), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    for uuid, expected in ((nova.uuids[0], ["default", "web"]), (nova.uuids[1], [])):
+        response = await admin.get(f"/v1/instances/{uuid}")
+        assert response.status == 200
+        assert (await response.json())["security_groups"] == expected
+
+
 async def test_endpoint_override_is_used_instead_of_the_catalog(
     nova: SeededNova, neutron: FakeNeutron, tmp_path: Path, aiohttp_client: AIOHTTP_CLIENT
 ) -> None:
@@ -233,6 +339,14 @@ async def test_without_credentials_the_leaf_stays_unlisted_and_neutron_is_never_
         assert (await get(guest, LEAF, nova.uuids[0], 0))[0] == 404
         assert "security-groups" not in await listing(guest, nova.uuids[0], 0)
     assert neutron.requests == []
+
+
+@pytest.mark.parametrize(
+    "value", [SecurityGroups(("default", "7c2e")), SecurityGroups((), known=False)]
+)
+def test_the_slice_survives_the_shared_cache_codec(value: SecurityGroups) -> None:
+    encoded = codec.encode(Slice.SECURITY_GROUPS, value)
+    assert codec.decode(Slice.SECURITY_GROUPS, encoded) == value
 
 
 @pytest.mark.parametrize(

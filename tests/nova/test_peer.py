@@ -93,7 +93,12 @@ def test_novas_app_shows_device_tags_dedicated_cpus_and_ipv6(
     nova_metadata_app: NovaMetadataApp, nova_cloud_mysql: NovaCloud
 ) -> None:
     multi = meta_data(nova_metadata_app, nova_cloud_mysql, nova_cloud_mysql.instance("multi-3"))
-    assert sorted(d["tags"][0] for d in multi["devices"]) == ["db-volume", "frontend"]
+    assert sorted(d["tags"][0] for d in multi["devices"] if "tags" in d) == [
+        "db-volume",
+        "frontend",
+    ]
+    # Untagged NICs too (vf_trusted is always shown from 2018-08-27), and VLAN 0 is shown.
+    assert [d.get("vlan") for d in multi["devices"] if d["type"] == "nic"] == [100, 0, None]
     volume = meta_data(nova_metadata_app, nova_cloud_mysql, nova_cloud_mysql.instance("volume-6"))
     assert volume["dedicated_cpus"] == [2, 3]
     status, body = get(
