@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -20,13 +21,26 @@ INSTANCE_UUID_LABEL = t.instances.c.uuid.label("instance_uuid")
 
 def slices_query(names: Iterable[Slice]) -> Select[Any]:
     """One instance's generation and named slices, by the bound parameter `uuid`."""
-    return select(*slices.columns_of(names)).where(t.instances.c.uuid == bindparam("uuid"))
+    return _slices_query(frozenset(names))
 
 
 def slices_by_address_query(names: Iterable[Slice]) -> Select[Any]:
     """The instances with the fixed IP bound as `address` (two at most: ambiguity is
     refused), each with its generation and the named slices: an indexed probe of the
     address, then the slices of its owner."""
+    return _slices_by_address_query(frozenset(names))
+
+
+# Built once per set of slices (a few dozen shapes): building one cost ~0.5 ms and its
+# cache key ~0.2 ms more on every cold read through the engine (PostgreSQL, MariaDB); a
+# statement kept memoizes its cache key, and SQLAlchemy statements are immutable.
+@functools.lru_cache(maxsize=256)
+def _slices_query(names: frozenset[Slice]) -> Select[Any]:
+    return select(*slices.columns_of(names)).where(t.instances.c.uuid == bindparam("uuid"))
+
+
+@functools.lru_cache(maxsize=256)
+def _slices_by_address_query(names: frozenset[Slice]) -> Select[Any]:
     owners = select(t.fixed_ips.c.instance_uuid).where(
         t.fixed_ips.c.address == bindparam("address")
     )
