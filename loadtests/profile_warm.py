@@ -3,6 +3,7 @@ wrk as `loadtests.bench`'s warm leaf drives it, and the profile read back per re
 
     python -m loadtests.profile_warm                    # signed headers over 2,000 instances
     python -m loadtests.profile_warm --identity address --seconds 8
+    python -m loadtests.profile_warm --cache-url redis://127.0.0.1:6379/15
 
 The profiler slows Python calls two to three times, so read the shares, not the totals.
 Bounded: one warm-up run and one profiled run of `--seconds` each, loopback only.
@@ -33,6 +34,8 @@ WATCHED = (
     ("metadata/stats.py", "record", "      the statistics row"),
     ("metadata/guest/wire.py", "response_bytes", "      the response bytes"),
     ("metadata/guest/protocol.py", "_sent", "  writing it (send syscall)"),
+    ("metadata/guest/protocol.py", "done", "  a held read's answer (Redis)"),
+    ("metadata/mget_batch.py", "_send", "  the tick's MGET (Redis)"),
     ("aiohttp/web_protocol.py", "start", "the full chain: aiohttp's request loop"),
 )
 
@@ -56,7 +59,7 @@ async def profiled(args: argparse.Namespace, workdir: Path) -> None:
     await seed(database_url, args.instances, quiet=True)
     profile = workdir / "serve.prof"
     limits = Limits(args.seconds, 10_000_000, args.connections)
-    with run_server(database_url, "memory://", 1, str(workdir), profile=str(profile)) as server:
+    with run_server(database_url, args.cache_url, 1, str(workdir), profile=str(profile)) as server:
         use_wrk = not args.no_wrk
         await leaf(server.guest, None, limits, use_wrk, args.identity, args.instances)  # warm up
         result = await leaf(server.guest, None, limits, use_wrk, args.identity, args.instances)
@@ -77,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=SIGNED_LEAF_INSTANCES)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--cache-url", default="memory://", help="e.g. redis://127.0.0.1:6379/15")
     parser.add_argument("--no-wrk", action="store_true", help="drive it with the asyncio client")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="profile-warm-") as workdir:

@@ -169,7 +169,7 @@ return 1
 class RedisCoherence(Coherence):
     def __init__(self, client: Any, ttl: int, max_entries: int) -> None:
         self._redis = client
-        self._gets = BatchedGet(client)
+        self._gets = BatchedGet(client, own_connection=True)
         self._ttl = max(ttl, 1)
         self._guesses: LRU[str, str] = LRU(max_entries)  # ip -> uuid seen last time
         self._down_until = 0.0
@@ -299,6 +299,7 @@ class RedisCoherence(Coherence):
                     del self._pending[uuid]
 
     async def close(self) -> None:
+        await self._gets.close()
         if self._retry_task is not None:
             self._retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -220,8 +220,12 @@ class IdentityResolver:
         remembered = self._verified.get(instance_id[0])
         if remembered is None or remembered[1] != tenant[0]:
             return None
-        presented = signature[0].encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(remembered[0].encode(), presented):
+        try:
+            # Constant time; a remembered signature is hex, so a non-ASCII one (TypeError)
+            # is no match, for the full chain to refuse.
+            if not hmac.compare_digest(remembered[0], signature[0]):
+                return None
+        except TypeError:
             return None
         return instance_id[0], tenant[0], remembered[2]
 
