@@ -497,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cold-instances",
         type=int,
-        default=20_000,
+        default=60_000,  # more than the cold leaf reaches in --seconds here
         help="instances the cold leaf walks (once each)",
     )
     parser.add_argument(
