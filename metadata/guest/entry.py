@@ -144,7 +144,7 @@ def guest_server(entry: GuestEntry, *, express: bool = True, **kwargs: Any) -> w
     (header limits, keep-alive, access log). `express`: warm reads take the express lane
     (off when every request must reach the access log)."""
     loop = asyncio.get_running_loop()
-    lane = ExpressLane(entry.guest, MAX_HEADERS, MAX_PATH_BYTES, entry.gate)
+    lane = ExpressLane(entry.guest, MAX_HEADERS, MAX_PATH_BYTES)
     drain, hop_limiter = entry.drain, entry.hop_limiter
 
     def lane_open() -> bool:

@@ -27,10 +27,8 @@ from multidict import CIMultiDictProxy
 
 from metadata.errors import MetadataError
 from metadata.guest.identify import Caller
-from metadata.guest.limits import ConcurrencyGate
 from metadata.guest.render import finish
 from metadata.guest.wire import DateLine, response_bytes
-from metadata.loader import RequestCost
 from metadata.mget_batch import Values
 
 if TYPE_CHECKING:
@@ -41,20 +39,11 @@ _FULL_CHAIN_HEADERS = ("If-None-Match",)
 
 
 class ExpressLane:
-    def __init__(
-        self,
-        guest: GuestService,
-        max_headers: int,
-        max_path: int,
-        gate: ConcurrencyGate | None = None,
-    ) -> None:
-        """`gate`: a read the lane starts holds one of its slots, as the full chain's do."""
-        self._gate = gate
+    def __init__(self, guest: GuestService, max_headers: int, max_path: int) -> None:
         self._identity = guest.identity
         self._guard = guest.guard
         self._hot = guest.hot
         self._render_cached = guest.render_cached
-        self._boot_slices = guest.boot_slices
         self._stats = guest.services.stats
         self._versions = guest.matcher.version_listing_paths
         self._max_headers = max_headers
@@ -96,27 +85,15 @@ class ExpressLane:
             return Deferred(future, complete)
         # A new instance's requests that arrive together (one guest's agents, overlapping):
         # the first one's read is on its way; the others are answered when it lands.
-        cost: RequestCost | None = None
         reading = identity.read_in_flight(peer, headers)
         if reading is None:
-            # The first of them: its identity read starts here, so that the others find it.
-            gate = self._gate
-            if gate is not None and not gate.try_acquire():
-                return None
-            cost = RequestCost()
-            reading = identity.start_read(peer, headers, cost, lambda: self._boot_slices(path))
-            if reading is None:
-                if gate is not None:
-                    gate.release()
-                return None
-            if gate is not None:
-                reading.add_done_callback(lambda _: gate.release())
+            return None
 
         def after_read(_: Any) -> bytes | None:
             caller = identity.known_caller(peer, headers) or identity.verify_now(peer, headers)
             if caller is None:
                 return None
-            return self._answer_for(caller, path, headers, peer, started, cost)
+            return self._answer_for(caller, path, headers, peer, started)
 
         return Deferred(reading, after_read)
 
@@ -127,13 +104,10 @@ class ExpressLane:
         headers: CIMultiDictProxy[str],
         peer: str,
         started: float,
-        cost: RequestCost | None = None,
     ) -> bytes | None:
-        """`cost`: the statements of the identity read this request started (None: none)."""
-        cold = cost is not None and cost.cold
         hot = self._hot.get(caller.instance_uuid, caller.generation, path)
         if hot is None:
-            hot = self._render_cached(caller, path, cold)
+            hot = self._render_cached(caller, path)
         if hot is None or hot.head is None:
             return None
         try:
@@ -144,11 +118,10 @@ class ExpressLane:
         except MetadataError:
             return None
         body = finish(hot.answer)
-        statements = 0 if cost is None else cost.db_statements
         self._stats.record(
             hot.stats_key,
-            cache_hit=statements == 0,
-            statements=statements,
+            cache_hit=True,
+            statements=0,
             nbytes=len(body),
             seconds=time.perf_counter() - started,
         )

@@ -260,52 +260,6 @@ class IdentityResolver:
         at = self._address_at_once(peer, headers)
         return None if at is None else self._loader.address_read_in_flight(at, epoch)
 
-    def start_read(
-        self, peer: str, headers: CIMultiDictProxy[str], cost: RequestCost, wanted: Wanted
-    ) -> asyncio.Future[Any] | None:
-        """For the express lane: the read `identify` would send for a caller not known yet,
-        started now, so that the requests of the same guest arriving meanwhile wait for it
-        (`read_in_flight`), and with it the slices `wanted()` names. Only where everything
-        after it is answered in process (memory://, the store's rows); a signature that
-        does not verify starts nothing. None: leave it to `identify`."""
-        coherence = self._coherence
-        epoch = coherence.known_epoch()
-        if epoch is None or not coherence.answers_at_once or self._tenant_of is not None:
-            return None
-        if self._secret is not None and INSTANCE_ID in headers:
-            instance_id = headers.getall(INSTANCE_ID)
-            signature = headers.getall(SIGNATURE, ())
-            if (
-                len(instance_id) != 1
-                or len(signature) != 1
-                or len(headers.getall(TENANT_ID, ())) != 1
-            ):
-                return None
-            uuid = instance_id[0]
-            try:
-                if not hmac.compare_digest(sign(self._secret, uuid), signature[0]):
-                    return None
-            except TypeError:
-                return None
-            return asyncio.ensure_future(
-                self._loader.core(
-                    uuid,
-                    coherence.known_generation(uuid),
-                    cost,
-                    wanted(),
-                    epoch,
-                    lambda read: coherence.remember(epoch, uuid, read),
-                )
-            )
-        at = self._address_at_once(peer, headers)
-        if at is None:
-            return None
-        return asyncio.ensure_future(
-            self._loader.by_address(
-                at, wanted(), epoch, cost, lambda found: self._found(epoch, at, found)
-            )
-        )
-
     def _verified_before(self, headers: CIMultiDictProxy[str]) -> tuple[str, str, int] | None:
         """(instance id, tenant, generation) of signed headers exactly as verified before:
         no HMAC. None: anything else, for `identify` to check (and refuse)."""

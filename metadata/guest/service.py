@@ -175,7 +175,7 @@ class GuestService:
         self.hot.put(uuid, generation, path, hot)
         return hot
 
-    def render_cached(self, caller: Caller, path: str, cold: bool = False) -> HotAnswer | None:
+    def render_cached(self, caller: Caller, path: str) -> HotAnswer | None:
         """A path not rendered yet at the caller's generation, rendered from slices the
         in-process cache holds (a new instance's boot after its one statement) and kept,
         without awaiting; None: the full chain loads (or refuses) it."""
@@ -190,7 +190,7 @@ class GuestService:
         loaded = self.loader.cached_now(uuid, generation, match.needs)
         if loaded is None:
             return None
-        self.planner.observe(uuid, destination.stats_key, match.needs, cold=cold)
+        self.planner.observe(uuid, destination.stats_key, match.needs, cold=False)
         try:
             answer = render(destination, loaded)
         except MetadataError:
