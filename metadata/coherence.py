@@ -54,10 +54,6 @@ class Coherence:
         """`address`, when this process knows it without asking anyone; None: ask."""
         return None
 
-    def known_epoch(self) -> int | None:
-        """`epoch`, when this process knows it without asking anyone; None: ask."""
-        return None
-
     # For callers that cannot await (the express lane): the shared map's answer in this
     # tick's round trip, read back with `generation_from` / `address_from`. None: the map
     # is not shared, or is down; ask the awaitable way.
@@ -113,9 +109,6 @@ class LocalCoherence(Coherence):
             return None
         generation = self.known_generation(uuid)
         return None if generation is None else (uuid, generation)
-
-    def known_epoch(self) -> int | None:
-        return self._epoch
 
     def known_generation(self, uuid: str) -> int | None:
         entry = self._generations.get(uuid)

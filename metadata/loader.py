@@ -13,7 +13,6 @@ that began before a write it has seen committed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -136,15 +135,6 @@ class SliceLoader:
                 return loaded, actual
             # We joined a read of other slices (or of an older generation): it has landed,
             # and the next flight, ours or a fellow waiter's, reads what all of us lack.
-
-    def read_in_flight(self, uuid: str, epoch: int) -> asyncio.Future[Any] | None:
-        """The read of this instance on its way (identity's at this write epoch, or a
-        load's), for the express lane to answer after it; None: there is none."""
-        return self._flights.in_flight((uuid, epoch)) or self._flights.in_flight((uuid, None))
-
-    def address_read_in_flight(self, address: str, epoch: int) -> asyncio.Future[Any] | None:
-        """`read_in_flight` of identity's read by address."""
-        return self._address_flights.in_flight((address, epoch))
 
     def cached_now(
         self, uuid: str, generation: int, needs: frozenset[Slice]

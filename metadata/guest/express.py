@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDictProxy
 
@@ -56,7 +56,7 @@ class ExpressLane:
         self, method: str, path: str, headers: CIMultiDictProxy[str], peer: str
     ) -> bytes | Deferred | None:
         """The whole response for a warm GET; a Deferred one when who is asking takes the
-        shared coherence's round trip (Redis) or a read on its way; None: the full chain."""
+        shared coherence's round trip (Redis); None: take the full chain."""
         started = time.perf_counter()
         if (
             method != "GET"
@@ -69,33 +69,21 @@ class ExpressLane:
         ):
             return None
         identity = self._identity
-        caller = identity.known_caller(peer, headers) or identity.verify_now(peer, headers)
+        caller = identity.known_caller(peer, headers)
         if caller is not None:
             return self._answer_for(caller, path, headers, peer, started)
         soon = identity.caller_soon(peer, headers)
-        if soon is not None:
-            future, decide = soon
-
-            def complete(values: Values) -> bytes | None:
-                caller = decide(values)
-                if caller is None:
-                    return None
-                return self._answer_for(caller, path, headers, peer, started)
-
-            return Deferred(future, complete)
-        # A new instance's requests that arrive together (one guest's agents, overlapping):
-        # the first one's read is on its way; the others are answered when it lands.
-        reading = identity.read_in_flight(peer, headers)
-        if reading is None:
+        if soon is None:
             return None
+        future, decide = soon
 
-        def after_read(_: Any) -> bytes | None:
-            caller = identity.known_caller(peer, headers) or identity.verify_now(peer, headers)
-            if caller is None:
-                return None
-            return self._answer_for(caller, path, headers, peer, started)
+        def finish(values: Values) -> bytes | None:
+            caller = decide(values)
+            return (
+                None if caller is None else self._answer_for(caller, path, headers, peer, started)
+            )
 
-        return Deferred(reading, after_read)
+        return Deferred(future, finish)
 
     def _answer_for(
         self,
@@ -131,8 +119,7 @@ class ExpressLane:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """An answer that waits: for the shared coherence's round trip, or for the read that
-    tells who is asking; `complete` its result."""
+    """An answer that waits for the shared coherence's round trip: `complete` its values."""
 
-    future: asyncio.Future[Any]
-    complete: Callable[[Any], bytes | None]
+    future: asyncio.Future[Values]
+    complete: Callable[[Values], bytes | None]

@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from multidict import CIMultiDictProxy
 
@@ -37,7 +36,6 @@ FORWARDED_FOR = "X-Forwarded-For"
 MAX_FORWARDED_ENTRIES = 16
 # Identity by address needs only the owner and its generation.
 NO_SLICES: frozenset[Slice] = frozenset()
-CORE_ONLY = frozenset({Slice.CORE})
 
 
 def nothing_more() -> frozenset[Slice]:
@@ -210,55 +208,6 @@ class IdentityResolver:
             return Caller(known[0], known[1], at)
 
         return future, by_address
-
-    def verify_now(self, peer: str, headers: CIMultiDictProxy[str]) -> Caller | None:
-        """`identify` of signed headers not verified before, when everything it needs is
-        in this process (memory://): the signature, the generation coherence holds and the
-        tenant of the core slice the in-process cache holds. None: `identify` decides (and
-        refuses whatever is wrong)."""
-        if self._secret is None or INSTANCE_ID not in headers:
-            return None
-        coherence = self._coherence
-        if not coherence.answers_at_once:
-            return None
-        instance_id = headers.getall(INSTANCE_ID)
-        signature = headers.getall(SIGNATURE, ())
-        tenant = headers.getall(TENANT_ID, ())
-        if len(instance_id) != 1 or len(signature) != 1 or len(tenant) != 1:
-            return None
-        uuid = instance_id[0]
-        try:
-            # Constant time; a non-ASCII header (TypeError) is for the full chain to refuse.
-            if not hmac.compare_digest(sign(self._secret, uuid), signature[0]):
-                return None
-        except TypeError:
-            return None
-        generation = coherence.known_generation(uuid)
-        if generation is None:
-            return None
-        cached = self._loader.cached_now(uuid, generation, CORE_ONLY)
-        if cached is None or cached[Slice.CORE].project_id != tenant[0]:
-            return None
-        self._verified.set(uuid, (signature[0], tenant[0], generation))
-        self.last_known.confirm_instance(uuid, tenant[0], generation)
-        return Caller(uuid, generation, self.address_of(peer, ()))
-
-    def read_in_flight(
-        self, peer: str, headers: CIMultiDictProxy[str]
-    ) -> asyncio.Future[Any] | None:
-        """The database read on its way that will tell who is asking (identity's read of
-        the named instance, or of the address), for the express lane to answer after it
-        (memory://); None: there is none."""
-        epoch = self._coherence.known_epoch()
-        if epoch is None:
-            return None
-        if self._secret is not None and INSTANCE_ID in headers:
-            instance_id = headers.getall(INSTANCE_ID)
-            if len(instance_id) != 1:
-                return None
-            return self._loader.read_in_flight(instance_id[0], epoch)
-        at = self._address_at_once(peer, headers)
-        return None if at is None else self._loader.address_read_in_flight(at, epoch)
 
     def _verified_before(self, headers: CIMultiDictProxy[str]) -> tuple[str, str, int] | None:
         """(instance id, tenant, generation) of signed headers exactly as verified before:

@@ -28,6 +28,7 @@ from aiohttp.http import HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD
 
 from metadata.guest.express import Deferred, ExpressLane
+from metadata.mget_batch import Values
 
 # Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
 WRITE_BUFFER_LIMIT = 64 * 1024
@@ -130,7 +131,7 @@ class GuestProtocol(web.RequestHandler):
         arrives meanwhile, until the shared coherence answers."""
         self.held = list(messages)
 
-        def done(future: asyncio.Future[Any]) -> None:
+        def done(future: asyncio.Future[Values]) -> None:
             held, self.held = self.held or [], None
             if self._held_paused:
                 self._held_paused = False

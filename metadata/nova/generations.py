@@ -79,9 +79,6 @@ class NovaCoherence(Coherence):
             return None
         return self._generations.current_from(uuid, self.inner.known_generation(uuid))
 
-    def known_epoch(self) -> int | None:
-        return self.inner.known_epoch()
-
     def generation_soon(self, uuid: str) -> asyncio.Future[Values] | None:
         return self.inner.generation_soon(uuid)
 
