@@ -97,31 +97,8 @@ class _Storm:
                 self.boot_times.append(time.perf_counter() - boot.started)
 
 
-class _OwnGuest:
-    """Side by side: this connection's guest walks its whole boot in order, then the next."""
-
-    def __init__(self, storm: _Storm) -> None:
-        self.storm = storm
-        self.boot: _Boot | None = None
-        self.index = 0
-
-    def take(self) -> bytes | None:
-        boot = self.boot
-        if boot is None or self.index == len(boot.requests):
-            boot = self.boot = self.storm.next_boot()
-            self.index = 0
-            if boot is None:
-                return None
-        self.index += 1
-        return boot.requests[self.index - 1]
-
-    def answered(self, ok: bool) -> None:
-        assert self.boot is not None
-        self.storm.answered(self.boot, ok)
-
-
-class _Interleaved:
-    """Overlapping: the boots laid end to end, each request to whichever connection is free."""
+class _BootWalk:
+    """The boots of a storm walked one after the other, request by request."""
 
     def __init__(self, storm: _Storm) -> None:
         self.storm = storm
@@ -129,6 +106,7 @@ class _Interleaved:
         self.index = 0
 
     def next_request(self) -> tuple[_Boot, bytes] | None:
+        """The next request of the boot being walked, else the first of the next boot."""
         boot = self.boot
         if boot is None or self.index == len(boot.requests):
             boot = self.boot = self.storm.next_boot()
@@ -137,6 +115,23 @@ class _Interleaved:
                 return None
         self.index += 1
         return boot, boot.requests[self.index - 1]
+
+
+class _OwnGuest(_BootWalk):
+    """Side by side: this connection's guest walks its whole boot in order, then the next."""
+
+    def take(self) -> bytes | None:
+        taken = self.next_request()
+        return None if taken is None else taken[1]
+
+    def answered(self, ok: bool) -> None:
+        assert self.boot is not None
+        self.storm.answered(self.boot, ok)
+
+
+class _Interleaved(_BootWalk):
+    """Overlapping: the boots laid end to end, each request to whichever connection is free
+    (one walk of the boots, shared by every connection)."""
 
 
 class _SharedLane:

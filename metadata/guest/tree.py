@@ -15,7 +15,7 @@ checks parameters and presence against the loaded slices and renders.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -295,13 +295,23 @@ class Tree:
         return listing(names) if names or node is self.root else None
 
     def listing(self, node: Node, view: View) -> list[str]:
-        names = []
+        return list(self._entries(node, view))
+
+    def _has_any(self, node: Node, view: View) -> bool:
+        """Whether a directory lists anything (what `listing` would say is non-empty),
+        stopping at the first child present: a listing asks it of every subdirectory."""
+        if node.always_since <= view.version:
+            return True
+        return next(self._entries(node, view), None) is not None
+
+    def _entries(self, node: Node, view: View) -> Iterator[str]:
+        """The directory's listing, entry by entry, in listing order."""
         for name, child in node.ordered:
             if child.leaf is not None:
                 if _leaf_present(child.leaf, view):
-                    names.append(name)
+                    yield name
             elif child.since <= view.version and self._has_any(child, view):
-                names.append(name + "/")
+                yield name + "/"
         if node.param is not None:
             param, child = node.param
             for value in param.values(view):
@@ -312,35 +322,11 @@ class Tree:
                     if child.leaf is not None
                     else self._has_any(child, inner)
                 ):
-                    names.append(
+                    yield (
                         param.label(view, value)
                         if param.label
                         else value + ("/" if child.leaf is None else "")
                     )
-        return names
-
-    def _has_any(self, node: Node, view: View) -> bool:
-        """Whether a directory lists anything (what `listing` would say is non-empty),
-        stopping at the first child present: a listing asks it of every subdirectory."""
-        if node.always_since <= view.version:
-            return True
-        for _, child in node.ordered:
-            if child.leaf is not None:
-                if _leaf_present(child.leaf, view):
-                    return True
-            elif child.since <= view.version and self._has_any(child, view):
-                return True
-        if node.param is not None:
-            param, child = node.param
-            for value in param.values(view):
-                inner = view.with_param(param.name, value)
-                if (
-                    _leaf_present(child.leaf, inner)
-                    if child.leaf is not None
-                    else self._has_any(child, inner)
-                ):
-                    return True
-        return False
 
 
 def _leaf_present(leaf: Leaf, view: View) -> bool:
