@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from metadata.errors import ServiceUnavailable, TooManyRequests
 from metadata.guest.express import ExpressLane
 from metadata.guest.guard import is_token_path
+from metadata.guest.handover import HANDOVER
 from metadata.guest.limits import (
     MAX_HEADERS,
     MAX_PATH_BYTES,
@@ -26,7 +27,7 @@ from metadata.guest.limits import (
     Overloaded,
     check_request_size,
 )
-from metadata.guest.protocol import GuestServer
+from metadata.guest.protocol import GuestProtocol, GuestServer
 from metadata.guest.service import GuestService
 from metadata.http_errors import response_for
 
@@ -144,7 +145,7 @@ def guest_server(entry: GuestEntry, *, express: bool = True, **kwargs: Any) -> w
     (header limits, keep-alive, access log). `express`: warm reads take the express lane
     (off when every request must reach the access log)."""
     loop = asyncio.get_running_loop()
-    lane = ExpressLane(entry.guest, MAX_HEADERS, MAX_PATH_BYTES)
+    lane = ExpressLane(entry.guest, MAX_HEADERS, MAX_PATH_BYTES, entry.gate)
     drain, hop_limiter = entry.drain, entry.hop_limiter
 
     def lane_open() -> bool:
@@ -155,9 +156,13 @@ def guest_server(entry: GuestEntry, *, express: bool = True, **kwargs: Any) -> w
     def make_request(
         message: Any, payload: Any, protocol: Any, writer: Any, task: Any
     ) -> web.BaseRequest:
-        return web.BaseRequest(
+        request = web.BaseRequest(
             message, payload, protocol, writer, task, loop, client_max_size=GUEST_MAX_BODY
         )
+        handover = protocol.take_handover(message) if isinstance(protocol, GuestProtocol) else None
+        if handover is not None:
+            request[HANDOVER] = handover
+        return request
 
     return GuestServer(
         entry, request_factory=make_request, lane=lane, lane_open=lane_open, **kwargs

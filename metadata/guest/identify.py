@@ -58,6 +58,8 @@ class Caller:
 # The shared coherence's round trip, and who is asking given its answer (None: ask again
 # the full way).
 CallerSoon = tuple[asyncio.Future[Values], Callable[[Values], Caller | None]]
+# What `identify` decides from: (instance id, tenant, signature) or (the client address,).
+SharedKey = tuple[str, ...]
 
 
 def sign(secret: str, instance_id: str) -> str:
@@ -208,6 +210,29 @@ class IdentityResolver:
             return Caller(known[0], known[1], at)
 
         return future, by_address
+
+    def shared_key(self, peer: str, headers: CIMultiDictProxy[str]) -> SharedKey | None:
+        """For a caller not known yet: everything `identify` decides from, so that requests
+        arriving together with the same key can share one `identify` (same key, same
+        answer). Only where the caller is then known at once (known_caller), and never for
+        a signature that does not verify: forged headers cannot hold a guest's requests
+        back. None: leave it to `identify`."""
+        if not self._coherence.answers_at_once:
+            return None
+        if self._secret is not None and INSTANCE_ID in headers:
+            instance_id = headers.getall(INSTANCE_ID)
+            signature = headers.getall(SIGNATURE, ())
+            tenant = headers.getall(TENANT_ID, ())
+            if len(instance_id) != 1 or len(signature) != 1 or len(tenant) != 1:
+                return None
+            try:
+                # Constant time; a non-ASCII signature (TypeError) is for `identify`.
+                valid = hmac.compare_digest(sign(self._secret, instance_id[0]), signature[0])
+            except TypeError:
+                return None
+            return (instance_id[0], tenant[0], signature[0]) if valid else None
+        address = self._address_at_once(peer, headers)
+        return None if address is None else (address,)
 
     def _verified_before(self, headers: CIMultiDictProxy[str]) -> tuple[str, str, int] | None:
         """(instance id, tenant, generation) of signed headers exactly as verified before:

@@ -15,7 +15,10 @@ from urllib.parse import unquote
 from metadata.errors import BadRequest, MetadataError, NotFound
 from metadata.guest import ec2, nocloud, openstack
 from metadata.guest.tree import Leaf, Match, Tree
+from metadata.lru import LRU
 from metadata.stats import StatsKey
+
+MATCHED_PATHS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class Matcher:
     def __init__(self, by_first_segment: Mapping[str, TreeRoot], default: TreeRoot) -> None:
         self.by_first_segment = dict(by_first_segment)
         self.default = default
+        # Rows matched by raw path: a boot renders every path of a new instance once, and
+        # matching costs about what rendering does. Bounded: guests choose the paths.
+        self._by_path: LRU[str, Destination] = LRU(MATCHED_PATHS_KEPT)
         # Version listings hold no instance data: the chain answers them before identity.
         # Derived from the table: `/` and each prefix, with or without its slash.
         self.version_listing_paths = frozenset(
@@ -81,6 +87,15 @@ class Matcher:
                 for slash in ("", "/")
             }
         )
+
+    def match_path(self, path: str) -> Destination:
+        """`match` of a raw path (query string removed); a row's match is remembered."""
+        destination = self._by_path.get(path)
+        if destination is None:
+            destination = self.match(path_segments(path))
+            if destination.match is not None:
+                self._by_path.set(path, destination)
+        return destination
 
     def match(self, segments: list[str]) -> Destination:
         root = self.by_first_segment.get(segments[0]) if segments else None
@@ -108,7 +123,7 @@ class Matcher:
         """Whether the path's row says a boot cannot do without it (version listings are:
         every boot starts with one)."""
         try:
-            destination = self.match(path_segments(path))
+            destination = self.match_path(path)
         except MetadataError:
             return False
         leaf = destination.leaf

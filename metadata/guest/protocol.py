@@ -28,7 +28,7 @@ from aiohttp.http import HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD
 
 from metadata.guest.express import Deferred, ExpressLane
-from metadata.mget_batch import Values
+from metadata.guest.handover import Handover
 
 # Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
 WRITE_BUFFER_LIMIT = 64 * 1024
@@ -47,6 +47,12 @@ class ExpressParser:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
+
+    def message_consumed(self) -> None:
+        """aiohttp's request loop took a queued request: the connection is busy with it
+        until its response is written (GuestProtocol._handle_request)."""
+        self._protocol.busy = True
+        self._parser.message_consumed()
 
     def feed_data(self, data: bytes) -> Any:
         messages, upgraded, tail = self._parser.feed_data(data)
@@ -73,9 +79,14 @@ class GuestProtocol(web.RequestHandler):
         self._lane = lane
         self._lane_open = lane_open
         self._peer = ""
+        # aiohttp's request loop has taken a request and not yet written its response
+        self.busy = False
         # while a read waits for the shared coherence: it and what arrived behind it
         self.held: list[Any] | None = None
         self._held_paused = False
+        # by id() of a queued message: what the lane passes on with it (it is taken as the
+        # request is made, while the message is alive, so an id is never reused meanwhile)
+        self._handovers: dict[int, Handover] = {}
         self._express_parser = ExpressParser(self._parser, self)
         self._parser = self._express_parser  # type: ignore[assignment]
 
@@ -84,14 +95,27 @@ class GuestProtocol(web.RequestHandler):
         peer = transport.get_extra_info("peername")
         self._peer = peer[0] if isinstance(peer, tuple) else ""
 
+    async def _handle_request(self, request: Any, start_time: Any, handler: Any) -> Any:
+        resp, reset = await super()._handle_request(request, start_time, handler)
+        # Written: the lane may answer what arrives next even before aiohttp's loop is
+        # back waiting (on a busy machine the client's next request often comes first),
+        # unless this connection is closing or a body is still unread behind it.
+        if (
+            not reset
+            and resp.keep_alive
+            and not self._close
+            and not self._force_close
+            and request.content.is_eof()
+        ):
+            self.busy = False
+        return resp, reset
+
     def is_idle(self) -> bool:
         """Nothing of this connection is queued or being answered."""
-        waiter = self._waiter
-        transport = self.transport
+        transport, waiter = self.transport, self._waiter
         return (
             self.held is None
-            and waiter is not None
-            and not waiter.done()
+            and (not self.busy or (waiter is not None and not waiter.done()))
             and not self._messages
             and transport is not None
             and transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT
@@ -121,34 +145,40 @@ class GuestProtocol(web.RequestHandler):
 
     def _sent(self, transport: asyncio.Transport, answer: bytes) -> None:
         transport.write(answer)
-        self._express_parser.message_consumed()
+        self._express_parser._parser.message_consumed()
         self._request_count += 1
         # An answered request counts as activity for the keep-alive timer.
         self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
 
     def _defer(self, deferred: Deferred, messages: list[Any]) -> None:
         """Hold this read (the first of `messages`) and everything behind it, and what
-        arrives meanwhile, until the shared coherence answers."""
+        arrives meanwhile, until what it waits for (the shared coherence, identity's read)
+        is done."""
         self.held = list(messages)
 
-        def done(future: asyncio.Future[Values]) -> None:
+        def done(future: asyncio.Future[Any]) -> None:
             held, self.held = self.held or [], None
             if self._held_paused:
                 self._held_paused = False
                 if not self._reading_paused and not self._buffer_paused:
                     self._resume_transport_reading()
             transport = self.transport
-            if transport is None or self._force_close:
+            gone = transport is None or self._force_close
+            completion = deferred.complete(future, not gone and self._lane_open())
+            if gone or transport is None:
                 return  # the connection went meanwhile
-            failed = future.cancelled() or future.exception() is not None
-            # A failed round trip: the full chain asks again, and marks Redis down.
-            answer = None if failed else deferred.complete(future.result())
-            if answer is not None:
-                self._sent(transport, answer)
+            if isinstance(completion, bytes):
+                self._sent(transport, completion)
                 held = held[1:]
+            elif completion is not None:
+                self._handovers[id(held[0][0])] = completion
             self._enqueue(held)
 
         deferred.future.add_done_callback(done)
+
+    def take_handover(self, message: Any) -> Handover | None:
+        """What the lane passes on with this request, when it held it (request factory)."""
+        return self._handovers.pop(id(message), None) if self._handovers else None
 
     def hold(self, messages: Sequence[Any]) -> None:
         """Requests that arrived behind a held read: queued after it, in order. A client

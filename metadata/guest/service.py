@@ -23,9 +23,10 @@ from aiohttp import web
 
 from metadata.errors import BadRequest, MetadataError, MethodNotAllowed, NotFound
 from metadata.guest.guard import GuestGuard, is_token_path
+from metadata.guest.handover import HANDOVER, Handover
 from metadata.guest.hot import HotAnswer
 from metadata.guest.identify import Caller, Wanted, nothing_more
-from metadata.guest.match import Destination, build_matcher, path_segments
+from metadata.guest.match import Destination, build_matcher
 from metadata.guest.password import read_password
 from metadata.guest.record import Recorder
 from metadata.guest.render import Responder, render
@@ -36,7 +37,7 @@ from metadata.loader import RequestCost
 from metadata.nova.tree import build_nova_matcher
 from metadata.records import Slice
 from metadata.services import Services
-from metadata.stats import UNMATCHED
+from metadata.stats import UNMATCHED, StatsKey
 from metadata.user_data_versions import etag_of
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -68,25 +69,39 @@ class GuestService:
         path = raw.partition("?")[0] if "?" in raw else raw
         if is_token_path(path):
             return await self.guard.token_request(request, path)
-        cost = RequestCost()
+        # Passed on by the express lane after it started identity's read for this request:
+        # what that read cost, or the error it ended in (the full chain does not read again).
+        handover: Handover | None = request.get(HANDOVER)
+        cost = RequestCost() if handover is None or handover.cost is None else handover.cost
         caller = None
-        if request.method in READ_METHODS and path not in self.matcher.version_listing_paths:
-            caller = await self.identify(request, cost, lambda: self.boot_slices(path))
-            # `?wait_for_change=` must wait, so it never takes the shortcut.
-            if not ("?" in raw and "wait_for_change" in raw):
-                hot = self.hot.get(caller.instance_uuid, caller.generation, path)
-                if hot is not None:
-                    return self.warm(request, hot, caller, cost, started)
-        key = UNMATCHED
+        key: StatsKey | None = None
         try:
-            destination = self.matcher.match(path_segments(path))
+            if request.method in READ_METHODS and path not in self.matcher.version_listing_paths:
+                if handover is not None and handover.failure is not None:
+                    raise handover.failure
+                caller = await self.identify(request, cost, lambda: self.boot_slices(path))
+                # `?wait_for_change=` must wait, so it never takes the shortcut.
+                if not ("?" in raw and "wait_for_change" in raw):
+                    hot = self.hot.get(caller.instance_uuid, caller.generation, path)
+                    if hot is not None:
+                        key = hot.stats_key
+                        return self.warm(request, hot, caller, cost, started)
+            destination = self.matcher.match_path(path)
             key = destination.stats_key
             response = await self.cold(request, path, destination, caller, cost)
         except MetadataError:
-            self.recorder.record(request, key, caller, cost, started, 0, error=True)
+            # Refused anywhere (who is asking, the token, the path): under the path's row.
+            row = key if key is not None else self.stats_key_of(path)
+            self.recorder.record(request, row, caller, cost, started, 0, error=True)
             raise
         self.recorder.record(request, key, caller, cost, started, response.content_length or 0)
         return response
+
+    def stats_key_of(self, path: str) -> StatsKey:
+        try:
+            return self.matcher.match_path(path).stats_key
+        except MetadataError:
+            return UNMATCHED
 
     async def identify(
         self, request: web.BaseRequest, cost: RequestCost, wanted: Wanted = nothing_more
@@ -101,7 +116,7 @@ class GuestService:
         opens went on to need. Asked by identity when it reads the database, so that one
         statement brings both."""
         try:
-            destination = self.matcher.match(path_segments(path))
+            destination = self.matcher.match_path(path)
         except MetadataError:
             return frozenset()
         if destination.match is None:
@@ -175,12 +190,13 @@ class GuestService:
         self.hot.put(uuid, generation, path, hot)
         return hot
 
-    def render_cached(self, caller: Caller, path: str) -> HotAnswer | None:
+    def render_cached(self, caller: Caller, path: str, cold: bool = False) -> HotAnswer | None:
         """A path not rendered yet at the caller's generation, rendered from slices the
         in-process cache holds (a new instance's boot after its one statement) and kept,
-        without awaiting; None: the full chain loads (or refuses) it."""
+        without awaiting; None: the full chain loads (or refuses) it. `cold`: this request
+        read the instance (a boot the planner learns from opens here)."""
         try:
-            destination = self.matcher.match(path_segments(path))
+            destination = self.matcher.match_path(path)
         except MetadataError:
             return None
         match = destination.match
@@ -190,7 +206,7 @@ class GuestService:
         loaded = self.loader.cached_now(uuid, generation, match.needs)
         if loaded is None:
             return None
-        self.planner.observe(uuid, destination.stats_key, match.needs, cold=False)
+        self.planner.observe(uuid, destination.stats_key, match.needs, cold=cold)
         try:
             answer = render(destination, loaded)
         except MetadataError:
