@@ -139,12 +139,27 @@ class SliceLoader:
     def cached_now(
         self, uuid: str, generation: int, needs: frozenset[Slice]
     ) -> dict[Slice, Any] | None:
-        """The needed slices when the in-process cache holds them all at this generation
-        (answered without awaiting, for the express lane); None: `load` them."""
-        if not self.cache.is_local:
+        """The needed slices when the in-process cache holds them all at this generation,
+        derived ones computed from cached slices where that needs no I/O (answered without
+        awaiting, for the express lane); None: `load` them."""
+        cache = self.cache
+        if not cache.is_local:
             return None
-        found = self.cache.local_many(uuid, generation, needs)
-        return found if len(found) == len(needs) else None
+        found = cache.local_many(uuid, generation, needs)
+        if len(found) == len(needs):
+            return found
+        for name in needs - found.keys():
+            provider = self._providers[name]
+            if provider.sourced:
+                return None
+            inputs = cache.local_many(uuid, generation, provider.requires)
+            value = (
+                provider.derive_now(uuid, inputs) if len(inputs) == len(provider.requires) else None
+            )
+            if value is None:
+                return None
+            found[name] = value
+        return found
 
     async def load(
         self,

@@ -38,7 +38,7 @@ from metadata.guest.handover import Handover
 from metadata.guest.identify import Caller, SharedKey
 from metadata.guest.limits import ConcurrencyGate
 from metadata.guest.render import finish
-from metadata.guest.wire import DateLine, response_bytes
+from metadata.guest.wire import DateLine, answer_head, response_bytes
 from metadata.loader import RequestCost
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 # What only the full chain handles: conditional reads (304) and oversize requests (431).
 _FULL_CHAIN_HEADERS = ("If-None-Match",)
+# A version listing's head, as the full chain's `web.Response(content_type="text/plain")`.
+_LISTING_HEAD = answer_head("text/plain", None)
 
 
 # What a held request comes to: its answer, or the full chain (with a Handover, or not).
@@ -84,6 +86,7 @@ class ExpressLane:
         self._render_cached = guest.render_cached
         self._stats = guest.services.stats
         self._versions = guest.matcher.version_listing_paths
+        self._match_path = guest.matcher.match_path
         self._max_headers = max_headers
         self._max_path = max_path
         self._date = DateLine()
@@ -103,11 +106,12 @@ class ExpressLane:
             or "?" in path
             or len(path) > self._max_path
             or len(headers) > self._max_headers
-            or path in self._versions
             or path.endswith("/api/token")
             or _FULL_CHAIN_HEADERS[0] in headers
         ):
             return None
+        if path in self._versions:
+            return self._version_listing(path, started)
         identity = self._identity
         caller = identity.known_caller(peer, headers)
         if caller is not None:
@@ -127,6 +131,21 @@ class ExpressLane:
             )
 
         return Deferred(future, complete)
+
+    def _version_listing(self, path: str, started: float) -> bytes:
+        """`/`, `/openstack`: no instance data, so no identity, token or rate limit, as in
+        the full chain (which answers them before identity, as Nova does)."""
+        destination = self._match_path(path)
+        body = destination.listing
+        self._stats.record(
+            destination.stats_key,
+            cache_hit=True,
+            statements=0,
+            nbytes=len(body),
+            seconds=time.perf_counter() - started,
+        )
+        self.answered += 1
+        return response_bytes(_LISTING_HEAD, self._date, body)
 
     def _after_identity_read(
         self, path: str, headers: CIMultiDictProxy[str], peer: str, started: float

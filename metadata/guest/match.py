@@ -7,6 +7,7 @@ instance data is needed here: a path that matches nothing is a 404 before anythi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from metadata.lru import LRU
 from metadata.stats import StatsKey
 
 MATCHED_PATHS_KEPT = 4096
+SECONDS_A_DAY = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,11 @@ class Matcher:
     def __init__(self, by_first_segment: Mapping[str, TreeRoot], default: TreeRoot) -> None:
         self.by_first_segment = dict(by_first_segment)
         self.default = default
-        # Rows matched by raw path: a boot renders every path of a new instance once, and
-        # matching costs about what rendering does. Bounded: guests choose the paths.
+        # Destinations by raw path: a boot renders every path of a new instance once, and
+        # matching costs about what rendering does. Bounded: guests choose the paths. Kept
+        # for one UTC day, as the versions served (and `latest`) follow the date.
         self._by_path: LRU[str, Destination] = LRU(MATCHED_PATHS_KEPT)
+        self._day = -1
         # Version listings hold no instance data: the chain answers them before identity.
         # Derived from the table: `/` and each prefix, with or without its slash.
         self.version_listing_paths = frozenset(
@@ -89,12 +93,15 @@ class Matcher:
         )
 
     def match_path(self, path: str) -> Destination:
-        """`match` of a raw path (query string removed); a row's match is remembered."""
+        """`match` of a raw path (query string removed), remembered for the day."""
+        day = int(time.time()) // SECONDS_A_DAY
+        if day != self._day:
+            self._by_path.clear()
+            self._day = day
         destination = self._by_path.get(path)
         if destination is None:
             destination = self.match(path_segments(path))
-            if destination.match is not None:
-                self._by_path.set(path, destination)
+            self._by_path.set(path, destination)
         return destination
 
     def match(self, segments: list[str]) -> Destination:

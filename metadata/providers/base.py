@@ -27,6 +27,11 @@ class Provider:
         """The slice from the slices it requires (never called for a sourced slice)."""
         raise NotImplementedError
 
+    def derive_now(self, uuid: str, inputs: Mapping[Slice, Any]) -> Any | None:
+        """`derive` when it needs no I/O (for the express lane, which cannot await);
+        None: only `derive` can tell."""
+        return None
+
 
 class SourcedProvider(Provider):
     """The provider of a slice the source reads: the loader gathers it into the source read."""

@@ -81,6 +81,9 @@ class NoDynamicVendorDataProvider(Provider):
     async def derive(self, uuid: str, inputs: Mapping[Slice, Any]) -> DynamicVendorData:
         return DynamicVendorData()
 
+    def derive_now(self, uuid: str, inputs: Mapping[Slice, Any]) -> DynamicVendorData:
+        return DynamicVendorData()
+
 
 class DynamicVendorDataProvider(Provider):
     slice = Slice.DYNAMIC_VENDOR_DATA
