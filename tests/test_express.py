@@ -457,3 +457,24 @@ async def test_version_listings_take_the_lane_with_the_full_chains_bytes(
         assert {k: v for k, v in lane[1].items() if k != "Date"} == {
             k: v for k, v in full[1].items() if k != "Date"
         }
+
+
+async def test_a_first_read_the_lane_fails_to_render_is_answered_by_the_full_chain(
+    server: GuestTestServer,
+    raw: Raw,
+    put_instance: Any,
+    admin: TestClient[Any, Any],
+) -> None:
+    await put_instance(sample_document(38))
+    lane = server.guest_server.lane
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("a rendering bug")
+
+    lane._render_cached = broken
+    status, _, body = await raw.get(LEAF, guest_headers(38))
+    assert (status, body) == (200, instance_address(38).encode())
+    assert answered(server) == 0
+    rows = await (await admin.get("/v1/stats/paths")).json()
+    row = next(r for r in rows["paths"] if r["path"] == "/{version}/meta-data/local-ipv4")
+    assert (row["hits"], row["db_statements"], row["errors"]) == (1, 1, 0)

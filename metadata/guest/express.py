@@ -26,6 +26,7 @@ forwarded token PUT, slices not cached in this process, an empty rate-limit buck
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from metadata.loader import RequestCost
 
 if TYPE_CHECKING:
     from metadata.guest.service import GuestService
+
+LOG = logging.getLogger(__name__)
 
 # What only the full chain handles: conditional reads (304) and oversize requests (431).
 _FULL_CHAIN_HEADERS = ("If-None-Match",)
@@ -176,11 +179,13 @@ class ExpressLane:
             # The one that started the read has its caller; the others' headers are
             # checked as any warm read's (a signature exactly as verified).
             caller = future.result() if cost is not None else identity.known_caller(peer, headers)
-            answer = (
-                None
-                if caller is None or not answerable
-                else self._answer_for(caller, path, headers, peer, started, cost)
-            )
+            answer = None
+            if caller is not None and answerable:
+                try:
+                    answer = self._answer_for(caller, path, headers, peer, started, cost)
+                except Exception:
+                    # The full chain answers it (and its error, if it is one), counted.
+                    LOG.exception("express lane: answering %s failed", path)
             return answer if answer is not None or cost is None else Handover(cost)
 
         return Deferred(reading, complete)

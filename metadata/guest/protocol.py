@@ -20,6 +20,7 @@ answering.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from aiohttp.streams import EMPTY_PAYLOAD
 from metadata.guest.express import Deferred, ExpressLane
 from metadata.guest.handover import Handover
 
+LOG = logging.getLogger(__name__)
 # Beyond this many unsent bytes on a connection, answers wait for aiohttp's flow control.
 WRITE_BUFFER_LIMIT = 64 * 1024
 # Requests held behind one waiting for Redis before the connection's reading is paused.
@@ -164,7 +166,12 @@ class GuestProtocol(web.RequestHandler):
                     self._resume_transport_reading()
             transport = self.transport
             gone = transport is None or self._force_close
-            completion = deferred.complete(future, not gone and self._lane_open())
+            try:
+                completion = deferred.complete(future, not gone and self._lane_open())
+            except Exception:
+                # Never leave the held requests unanswered: the full chain decides them.
+                LOG.exception("express lane: a held read failed; the full chain answers it")
+                completion = None
             if gone or transport is None:
                 return  # the connection went meanwhile
             if isinstance(completion, bytes):
